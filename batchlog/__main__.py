@@ -1,0 +1,5 @@
+"""`python -m batchlog` runs the command line."""
+
+from batchlog.adapters.cli import main
+
+main()

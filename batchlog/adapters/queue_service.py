@@ -1,0 +1,352 @@
+"""QueueService: the Smart Batching guide's Python API, persisted as events.
+
+Each command loads the queue aggregate (cached, fast-forwarded), calls one aggregate method and
+saves; the save is the transaction. Version conflicts become our errors here: commands that are
+safe to retry (add, cancel, pause) retry; executing an analysis never does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
+
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import IntegrityError
+
+from batchlog.adapters.settings import Settings
+from batchlog.adapters.status import analysis_view, item_view, reorganize_message
+from batchlog.adapters.store import EventStore, open_store, translate_store_errors
+from batchlog.domain.batching import Mode, plan_smart_batches
+from batchlog.domain.config import (
+    PromptFacts,
+    ValidatedJob,
+    validate_batch_size,
+    validate_job,
+)
+from batchlog.domain.cost_model import DEFAULT_COEFFICIENTS, CostCoefficients
+from batchlog.domain.errors import (
+    BatchlogError,
+    ConcurrentUpdateError,
+    StaleAnalysisError,
+    UnknownPromptError,
+    ValidationError,
+)
+from batchlog.domain.ids import (
+    new_analysis_id,
+    new_batch_job_id,
+    new_job_id,
+    new_prompt_id,
+    prompt_aggregate_id,
+    queue_aggregate_id,
+)
+from batchlog.domain.prompt import Prompt
+from batchlog.domain.queue import Queue
+
+T = TypeVar("T")
+RETRY_LIMIT = 50
+CoefficientSource = Callable[[], CostCoefficients]
+
+
+class QueueService:
+    """A named queue in an event store: add, cancel, pause, analyze, execute, inspect."""
+
+    def __init__(
+        self,
+        database_url: str | None = None,
+        *,
+        queue_name: str | None = None,
+        actor: str | None = None,
+        settings: Settings | None = None,
+        coefficients: CoefficientSource | None = None,
+    ) -> None:
+        base = settings or Settings.from_environment()
+        self.settings = base.with_database_url(database_url)
+        self.queue_name = queue_name or self.settings.queue_name
+        self.actor = actor or self.settings.actor
+        self.store: EventStore = open_store(self.settings.database_url)
+        self._queue_id = queue_aggregate_id(self.queue_name)
+        self._lock = threading.RLock()
+        self._coefficients = coefficients or (lambda: DEFAULT_COEFFICIENTS)
+        self.last_sequence = 0
+
+    # ---- lifecycle -----------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the store's connections."""
+        self.store.close()
+
+    def __enter__(self) -> QueueService:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # ---- prompts -------------------------------------------------------------------------
+
+    def create_prompt(
+        self,
+        text: str,
+        input_video: str = "",
+        control_inputs: Mapping[str, str] | None = None,
+        negative_prompt: str = "",
+        prompt_id: str | None = None,
+    ) -> str:
+        """Register a prompt and return its id."""
+        if not isinstance(text, str) or not text.strip():
+            raise ValidationError("text", "must be a non-empty string")
+        inputs = dict(control_inputs or {})
+        allowed = ("vis", "edge", "depth", "seg")
+        for control, path in inputs.items():
+            if control not in allowed:
+                raise ValidationError(
+                    "control_inputs", f"unknown control {control!r}; allowed: {', '.join(allowed)}"
+                )
+            if not isinstance(path, str) or not path:
+                raise ValidationError(f"control_inputs.{control}", "must be a file path")
+        pid = prompt_id or new_prompt_id()
+        prompt = Prompt(
+            prompt_id=pid,
+            text=text,
+            input_video=str(input_video),
+            control_inputs=inputs,
+            negative_prompt=str(negative_prompt),
+            actor=self.actor,
+        )
+        try:
+            with translate_store_errors():
+                self.store.save(prompt)
+        except IntegrityError:
+            raise ValidationError("prompt_id", f"{pid!r} already exists") from None
+        return pid
+
+    def get_prompt(self, prompt_id: str) -> Prompt:
+        """The prompt with this id."""
+        try:
+            with translate_store_errors():
+                prompt: Prompt = self.store.repository.get(prompt_aggregate_id(prompt_id))
+        except AggregateNotFoundError:
+            raise UnknownPromptError(f"No prompt {prompt_id!r}.") from None
+        return prompt
+
+    def _prompt_facts(self, prompt_ids: Iterable[str]) -> dict[str, PromptFacts]:
+        facts = {}
+        for pid in dict.fromkeys(prompt_ids):
+            if not isinstance(pid, str):
+                raise ValidationError("prompt_ids", f"{pid!r} is not a prompt id string")
+            try:
+                facts[pid] = self.get_prompt(pid).facts()
+            except UnknownPromptError:
+                continue
+        return facts
+
+    # ---- queue commands ------------------------------------------------------------------
+
+    def add_job(
+        self,
+        prompt_ids: Sequence[str],
+        job_type: str = "inference",
+        config: Mapping[str, Any] | None = None,
+        priority: int = 50,
+        submitter: str | None = None,
+    ) -> str:
+        """Queue one job and return its id; nothing is appended if the input is invalid."""
+        return self.add_jobs(
+            [
+                {
+                    "prompt_ids": prompt_ids,
+                    "job_type": job_type,
+                    "config": config,
+                    "priority": priority,
+                }
+            ],
+            submitter=submitter,
+        )[0]
+
+    def add_jobs(
+        self, jobs: Sequence[Mapping[str, Any]], submitter: str | None = None
+    ) -> list[str]:
+        """Queue many jobs in one transaction; all are validated before anything is appended."""
+        validated: list[tuple[str, ValidatedJob]] = []
+        for index, spec in enumerate(jobs):
+            unknown = set(spec) - {"prompt_ids", "job_type", "config", "priority"}
+            if unknown:
+                raise ValidationError(f"jobs[{index}]", f"unknown key {sorted(unknown)[0]!r}")
+            prompt_ids = spec.get("prompt_ids") or []
+            job_id = new_job_id()
+            job = validate_job(
+                job_id,
+                prompt_ids,
+                spec.get("job_type", "inference"),
+                spec.get("config"),
+                spec.get("priority", 50),
+                self._prompt_facts(prompt_ids if not isinstance(prompt_ids, str) else []),
+            )
+            validated.append((job_id, job))
+        who = submitter or self.actor
+
+        def command(queue: Queue) -> list[str]:
+            for job_id, job in validated:
+                queue.add_job(job_id, job, who)
+            return [job_id for job_id, _ in validated]
+
+        return self._command(command, retry=True)
+
+    def cancel_job(self, job_id: str, reason: str = "") -> None:
+        """Cancel a queued job; it stays in history."""
+        self._command(lambda q: q.cancel_job(job_id, reason, self.actor), retry=True)
+
+    def set_queue_paused(self, paused: bool, reason: str = "") -> None:
+        """Pause (runners take no new items) or resume the queue."""
+        if not isinstance(paused, bool):
+            raise ValidationError("paused", "must be True or False")
+        self._command(lambda q: q.set_paused(paused, self.actor, reason), retry=True)
+
+    def is_queue_paused(self) -> bool:
+        """Whether the queue is paused."""
+        return bool(self.load_queue().paused)
+
+    def set_batch_size(self, batch_size: int) -> None:
+        """Set the largest number of runs per batch (further capped by memory-safe sizes)."""
+        size = validate_batch_size(batch_size)
+        self._command(lambda q: q.set_batch_size(size, self.actor), retry=True)
+
+    # ---- smart batching ------------------------------------------------------------------
+
+    def analyze_queue_for_smart_batching(self, mix_controls: bool = False) -> dict[str, Any] | None:
+        """Analyze the paused queue; record and return the plan, or None if nothing is batchable."""
+        mode: Mode = "mixed" if mix_controls else "strict"
+        analysis_id = new_analysis_id()
+        coefficients = self._coefficients()
+
+        def command(queue: Queue) -> bool:
+            plan = plan_smart_batches(queue.queued_in_order(), mode, queue.batch_size, coefficients)
+            if plan is None:
+                queue._require_paused("analyze")
+                return False
+            queue.record_analysis(analysis_id, plan, self.actor)
+            return True
+
+        if not self._command(command, retry=True):
+            return None
+        return self._latest_analysis_view(analysis_id)
+
+    def get_smart_batch_preview(self) -> str:
+        """The preview of the latest analysis while it is fresh; empty otherwise."""
+        fresh = self.load_queue().fresh_analysis()
+        return "" if fresh is None else str(fresh["preview"])
+
+    def get_analysis(self) -> dict[str, Any] | None:
+        """The latest analysis while it is fresh, as analyze returned it."""
+        queue = self.load_queue()
+        fresh = queue.fresh_analysis()
+        return None if fresh is None else analysis_view(fresh)
+
+    def execute_smart_batches(self, analysis_id: str | None = None) -> dict[str, Any]:
+        """Reorganize the queue by an analysis (the latest by default); refuse a stale one."""
+        with self._lock:
+            queue = self.load_queue()
+            latest = queue.latest_analysis
+            count = len(latest["batches"]) if latest else 0
+            new_ids = [new_batch_job_id() for _ in range(count)]
+            try:
+                outcome = queue.reorganize(analysis_id, new_ids, self.actor)
+                self._save(queue)
+            except IntegrityError:
+                self._forget_queue()
+                raise StaleAnalysisError() from None
+            except BatchlogError:
+                if queue.pending_events:
+                    self._forget_queue()
+                raise
+            except BaseException:
+                self._forget_queue()
+                raise
+        retired, created = len(outcome["retired"]), len(outcome["new_jobs"])
+        return {
+            "jobs_deleted": retired,
+            "batches_created": created,
+            "mode": outcome["mode"],
+            "message": reorganize_message(retired, created),
+            "analysis_id": analysis_id or (latest or {}).get("analysis_id"),
+            "retired_job_ids": outcome["retired"],
+            "batch_job_ids": [job["job_id"] for job in outcome["new_jobs"]],
+            "sequence": queue.version,
+        }
+
+    # ---- reading -------------------------------------------------------------------------
+
+    def get_queue_status(self) -> dict[str, Any]:
+        """The queue now: paused, batch size, queued jobs in order, running items, sequence."""
+        queue = self.load_queue()
+        queued = queue.queued_in_order()
+        return {
+            "queue": self.queue_name,
+            "paused": queue.paused,
+            "batch_size": queue.batch_size,
+            "total_queued": len(queued),
+            "queued_jobs": [item_view(item, index) for index, item in enumerate(queued, start=1)],
+            "running": [item_view(item, None) for item in queue.claimed()],
+            "sequence": queue.version,
+        }
+
+    def load_queue(self) -> Queue:
+        """The queue aggregate at the head of its stream (created on first use)."""
+        with self._lock, translate_store_errors():
+            try:
+                queue: Queue = self.store.repository.get(self._queue_id)
+            except AggregateNotFoundError:
+                queue = Queue(name=self.queue_name)
+                try:
+                    self.store.save(queue)
+                except IntegrityError:
+                    queue = self.store.repository.get(self._queue_id)
+            return queue
+
+    # ---- internals -----------------------------------------------------------------------
+
+    def _latest_analysis_view(self, analysis_id: str) -> dict[str, Any]:
+        latest = self.load_queue().latest_analysis
+        if latest is None or latest["analysis_id"] != analysis_id:
+            raise StaleAnalysisError()
+        return analysis_view(latest)
+
+    def _command(self, command: Callable[[Queue], T], *, retry: bool) -> T:
+        attempts = RETRY_LIMIT if retry else 1
+        for attempt in range(attempts):
+            with self._lock:
+                queue = self.load_queue()
+                try:
+                    result = command(queue)
+                    self._save(queue)
+                    return result
+                except IntegrityError:
+                    self._forget_queue()
+                    if attempt == attempts - 1:
+                        break
+                except BatchlogError:
+                    if queue.pending_events:
+                        self._forget_queue()
+                    raise
+                except BaseException:
+                    self._forget_queue()
+                    raise
+            time.sleep(random.uniform(0.001, 0.005 * (attempt + 1)))
+        raise ConcurrentUpdateError()
+
+    def _save(self, queue: Queue) -> None:
+        with translate_store_errors():
+            self.store.save(queue)
+        self.last_sequence = queue.version
+
+    def _forget_queue(self) -> None:
+        cache = self.store.repository.cache
+        if cache is not None:
+            with contextlib.suppress(KeyError):
+                cache.get(self._queue_id, evict=True)
+
+
+__all__ = ["BatchlogError", "QueueService"]

@@ -1,0 +1,60 @@
+"""Plain-dict shapes that the API returns for queue items, analyses and reorganizations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from batchlog.domain.controls import ordered_controls
+from batchlog.domain.jobs import QueueItem
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else ("es" if noun.endswith("ch") else "s"))
+
+
+def reorganize_message(jobs: int, batches: int) -> str:
+    """The guide's success message: 'Queue reorganized successfully. 5 jobs → 3 batches'."""
+    return f"Queue reorganized successfully. {_plural(jobs, 'job')} → {_plural(batches, 'batch')}"
+
+
+def item_view(item: QueueItem, position: int | None) -> dict[str, Any]:
+    """A queue item as get_queue_status() lists it."""
+    parameters = item.runs[0].parameters.to_payload() if item.runs and item.batchable else {}
+    view: dict[str, Any] = {
+        "id": item.job_id,
+        "position": position,
+        "type": item.job_type,
+        "status": item.status,
+        "prompt_ids": item.prompt_ids,
+        "runs": len(item.runs),
+        "controls": ordered_controls(item.controls),
+        "weights_list": item.weights_list if item.batchable else [],
+        "seeds": [run.seed for run in item.runs] if item.batchable else [],
+        "parameters": parameters,
+        "options": dict(item.options),
+        "priority": item.priority,
+        "submitter": item.submitter,
+        "source_job_ids": list(item.source_job_ids),
+        "analysis_id": item.analysis_id,
+        "attempt": item.attempt,
+    }
+    if item.claim is not None:
+        view["claimed_by"] = item.claim.runner_id
+        view["lease_expires_at"] = item.claim.lease_expires_at.isoformat()
+    return view
+
+
+def analysis_view(recorded: dict[str, Any]) -> dict[str, Any]:
+    """An analysis as analyze_queue_for_smart_batching() returns it."""
+    batches = []
+    for index, batch in enumerate(recorded["batches"], start=1):
+        batches.append({"index": index, "size": len(batch["run_ids"]), **batch})
+    return {
+        "analysis_id": recorded["analysis_id"],
+        "sequence": recorded["sequence"],
+        "mode": recorded["mode"],
+        "batch_size": recorded["batch_size"],
+        "batches": batches,
+        "efficiency": dict(recorded["efficiency"]),
+        "preview": recorded["preview"],
+    }
