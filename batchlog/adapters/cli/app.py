@@ -45,7 +45,7 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except BatchlogError as error:
-        error_console.print(f"Error: {error}", markup=False, highlight=False)
+        error_console.print(f"Error: {error}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_USER_ERROR) from None
 
 

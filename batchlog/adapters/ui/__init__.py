@@ -1,0 +1,1 @@
+"""The Gradio web UI: queue, smart batching, runners, history and results tabs."""

@@ -1,0 +1,135 @@
+"""The live part of the page: one read of the queue status refreshes every panel that shows it.
+
+Each action handler does its one QueueService call, then returns `LiveView.refresh(...)` merged
+with its own message, so the page is refreshed on every action as well as on the timer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+
+from batchlog.adapters.queue_service import QueueService
+from batchlog.adapters.ui import views
+from batchlog.domain.errors import BatchlogError
+
+Updates = dict[Any, Any]
+
+
+@dataclass
+class Outcome:
+    """What a handler says back: a message line, and whether it was an error."""
+
+    text: str = ""
+
+    def fail(self, error: BatchlogError) -> None:
+        """Record a user error as the message (the page never shows a traceback)."""
+        self.text = f"Error: {error}"
+
+
+@contextlib.contextmanager
+def user_errors(outcome: Outcome) -> Iterator[None]:
+    """Turn a BatchlogError inside the block into the outcome's message."""
+    try:
+        yield
+    except BatchlogError as error:
+        outcome.fail(error)
+
+
+@dataclass
+class LiveView:
+    """The components that show the queue's current state, and how to refresh them all."""
+
+    service: QueueService
+    message: gr.Markdown
+    status_line: gr.Markdown
+    analysis: gr.State
+    selected_job: gr.Dropdown
+    queue_table: gr.HTML
+    paused: gr.Checkbox
+    batch_size: gr.Number
+    analyze_button: gr.Button
+    execute_button: gr.Button
+    analysis_note: gr.Markdown
+    runners_table: gr.HTML
+    recent_table: gr.HTML
+    sequence_slider: gr.Slider | None = None
+    hosted_note: gr.Markdown | None = None
+    describe_hosted: Callable[[], str] | None = None
+
+    @property
+    def outputs(self) -> list[Any]:
+        """Every component a refresh may update."""
+        shown = [
+            self.status_line,
+            self.selected_job,
+            self.queue_table,
+            self.paused,
+            self.analyze_button,
+            self.execute_button,
+            self.analysis_note,
+            self.runners_table,
+            self.recent_table,
+        ]
+        optional = [self.sequence_slider, self.hosted_note]
+        return shown + [component for component in optional if component is not None]
+
+    @property
+    def action_outputs(self) -> list[Any]:
+        """What an action updates: the refresh, the message, the analysis and the batch size."""
+        return [*self.outputs, self.message, self.analysis, self.batch_size]
+
+    def refresh(self, analysis: dict[str, Any] | None, selected: str | None) -> Updates:
+        """Read the queue once and update every live component from it."""
+        status = self.service.get_queue_status()
+        ids = [job["id"] for job in [*status["queued_jobs"], *status["running"]]]
+        choices = [(self._job_label(job), job["id"]) for job in status["queued_jobs"]]
+        paused = bool(status["paused"])
+        updates: Updates = {
+            self.status_line: views.status_line(status),
+            self.selected_job: gr.update(
+                choices=choices, value=selected if selected in ids else None
+            ),
+            self.queue_table: views.queue_table(status),
+            self.paused: gr.update(value=paused),
+            self.analyze_button: gr.update(interactive=paused),
+            self.execute_button: gr.update(interactive=paused and analysis is not None),
+            self.analysis_note: views.analysis_state_note(analysis, int(status["sequence"])),
+            self.runners_table: views.runners_table(status),
+            self.recent_table: views.recent_table(status),
+        }
+        if self.sequence_slider is not None:
+            head = max(1, int(status["sequence"]))
+            updates[self.sequence_slider] = gr.update(maximum=head)
+        if self.hosted_note is not None and self.describe_hosted is not None:
+            updates[self.hosted_note] = self.describe_hosted()
+        return updates
+
+    def after_action(
+        self,
+        outcome: Outcome,
+        analysis: dict[str, Any] | None,
+        selected: str | None,
+        *,
+        with_batch_size: bool = False,
+    ) -> Updates:
+        """The refresh plus the action's message and the (possibly new) analysis."""
+        updates = self.refresh(analysis, selected)
+        updates[self.message] = outcome.text
+        updates[self.analysis] = analysis
+        if with_batch_size:
+            updates[self.batch_size] = self.service.get_queue_status()["batch_size"]
+        return updates
+
+    def on_load(self, analysis: dict[str, Any] | None, selected: str | None) -> Updates:
+        """The first paint: stored pause state and batch size, not the widgets' defaults."""
+        return self.after_action(Outcome(), analysis, selected, with_batch_size=True)
+
+    @staticmethod
+    def _job_label(job: dict[str, Any]) -> str:
+        controls = ", ".join(job.get("controls") or []) or job["type"]
+        return f"{job['position']}. {job['id']} ({job['runs']} runs, {controls})"
