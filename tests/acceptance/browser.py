@@ -48,30 +48,38 @@ def serve_ui(service, refresh_seconds: float = 0.5, hosted_runner=None) -> Itera
 
 
 @contextmanager
-def browser_page(outside_requests: list[str]) -> Iterator[object]:
-    """A headless chromium page that refuses, and records, any request off this machine."""
+def chromium() -> Iterator[object]:
+    """Headless Debian chromium driven by Playwright's sync API."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1400, "height": 1000})
-
-        def guard(route) -> None:
-            host = urlparse(route.request.url).hostname or ""
-            if route.request.url.startswith(("data:", "blob:")) or host in LOCAL_HOSTS:
-                route.continue_()
-            else:
-                outside_requests.append(route.request.url)
-                route.abort()
-
-        context.route("**/*", guard)
-        page = context.new_page()
-        page.set_default_timeout(20_000)
         try:
-            yield page
+            yield browser
         finally:
-            context.close()
             browser.close()
+
+
+@contextmanager
+def local_page(browser, outside_requests: list[str]) -> Iterator[object]:
+    """A page that refuses, and records, every request to a host other than this machine."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+
+    def guard(route) -> None:
+        url = route.request.url
+        if url.startswith(("data:", "blob:")) or urlparse(url).hostname in LOCAL_HOSTS:
+            route.continue_()
+        else:
+            outside_requests.append(url)
+            route.abort()
+
+    context.route("**/*", guard)
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    try:
+        yield page
+    finally:
+        context.close()
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 20.0, what: str = "") -> None:

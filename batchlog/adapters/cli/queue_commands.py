@@ -20,8 +20,10 @@ from batchlog.adapters.cli.app import (
     user_errors,
 )
 from batchlog.adapters.migrations import migrate
+from batchlog.adapters.queue_service import QueueService
 from batchlog.adapters.settings import Settings
 from batchlog.domain.errors import ValidationError
+from batchlog.domain.prompt import Prompt
 
 prompts_app = typer.Typer(help="Register and list prompts.", no_args_is_help=True)
 app.add_typer(prompts_app, name="prompts")
@@ -52,6 +54,55 @@ def prompts_add(
     with service(database_url, queue) as queue_service:
         pid = queue_service.create_prompt(text, input_video, inputs, negative_prompt, prompt_id)
     typer.echo(pid)
+
+
+@prompts_app.command("list")
+def prompts_list(
+    database_url: str | None = DatabaseOption,
+    queue: str | None = QueueOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """List the registered prompts, oldest first."""
+    with service(database_url, queue) as queue_service:
+        prompts = registered_prompts(queue_service)
+    if as_json:
+        print_json(prompts)
+        return
+    table = Table("id", "text", "input video", "control inputs", "negative prompt")
+    for prompt in prompts:
+        inputs = ", ".join(f"{k}={v}" for k, v in prompt["control_inputs"].items())
+        table.add_row(
+            prompt["prompt_id"],
+            prompt["text"],
+            prompt["input_video"],
+            inputs,
+            prompt["negative_prompt"],
+        )
+    console.print(table)
+    console.print(f"{len(prompts)} prompt(s).")
+
+
+def registered_prompts(queue_service: QueueService, page: int = 500) -> list[dict[str, Any]]:
+    """Every PromptCreated event of the store, read through the notification log."""
+    listed = getattr(queue_service, "list_prompts", None)
+    if callable(listed):
+        return list(listed())
+    store = queue_service.store
+    prompts: list[dict[str, Any]] = []
+    start: int | None = None
+    while True:
+        notifications = store.recorder.select_notifications(
+            start, page, topics=[Prompt.Created.TOPIC], inclusive_of_start=start is None
+        )
+        for notification in notifications:
+            created = store.mapper.to_domain_event(notification)
+            prompts.append({name: getattr(created, name) for name in PROMPT_FIELDS})
+        if len(notifications) < page:
+            return prompts
+        start = notifications[-1].id
+
+
+PROMPT_FIELDS = ("prompt_id", "text", "input_video", "control_inputs", "negative_prompt", "actor")
 
 
 @app.command("add")
@@ -226,12 +277,19 @@ def analyze_command(
 
 @app.command("preview")
 def preview_command(
-    database_url: str | None = DatabaseOption, queue: str | None = QueueOption
+    database_url: str | None = DatabaseOption,
+    queue: str | None = QueueOption,
+    as_json: bool = JsonOption,
 ) -> None:
     """Print the preview of the latest analysis while it is fresh."""
     with service(database_url, queue) as queue_service:
-        preview = queue_service.get_smart_batch_preview()
-    typer.echo(preview or "No fresh analysis. Run `batchlog analyze`.")
+        analysis = queue_service.get_analysis()
+    if as_json:
+        print_json(analysis)
+    else:
+        typer.echo(
+            analysis["preview"] if analysis else "No fresh analysis. Run `batchlog analyze`."
+        )
 
 
 @app.command("execute")

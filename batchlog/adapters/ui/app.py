@@ -64,8 +64,7 @@ def build_app(
         message = gr.Markdown(elem_id="bl-message")
         with gr.Tabs():
             with gr.Tab("Queue", elem_id="bl-tab-queue"):
-                queue = queue_tab.build()
-                panel = batching_panel.build()
+                queue, panel = queue_tab.build(between=batching_panel.build)
             with gr.Tab("Runners", elem_id="bl-tab-runners"):
                 runners = runners_tab.build(hosted_runner)
             with gr.Tab("History", elem_id="bl-tab-history"):

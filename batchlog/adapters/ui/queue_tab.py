@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import gradio as gr
 
 from batchlog.adapters.ui.live import LiveView, Outcome, Updates, user_errors
 from batchlog.domain.controls import CONTROLS
 from batchlog.domain.jobs import JOB_TYPES
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -36,15 +39,13 @@ class QueueTab:
     create_prompt: gr.Button
 
 
-def build() -> QueueTab:
-    """Lay out the Queue tab (call inside a gr.Tab)."""
+def build(between: Callable[[], T]) -> tuple[QueueTab, T]:
+    """Lay out the Queue tab (inside a gr.Tab), with `between` built under the queue table."""
     with gr.Row():
         paused = gr.Checkbox(label="Queue paused", elem_id="bl-paused", scale=1)
         batch_size = gr.Number(
             label="Batch size (runs per batch)",
             precision=0,
-            minimum=1,
-            maximum=64,
             elem_id="bl-batch-size",
             scale=1,
         )
@@ -55,6 +56,7 @@ def build() -> QueueTab:
             label="Selected job", choices=[], elem_id="bl-selected-job", scale=3
         )
         cancel = gr.Button("Cancel selected job", variant="stop", elem_id="bl-cancel", scale=1)
+    middle = between()
     with gr.Accordion("Add a job", open=True):
         with gr.Row():
             prompt_ids = gr.Textbox(
@@ -68,8 +70,6 @@ def build() -> QueueTab:
                 gr.Number(
                     label=f"{control} weight",
                     value=0.0,
-                    minimum=0.0,
-                    maximum=1.0,
                     step=0.05,
                     elem_id=f"bl-weight-{control}",
                 )
@@ -85,7 +85,7 @@ def build() -> QueueTab:
         depth_input = gr.Textbox(label="depth input file", elem_id="bl-depth-input")
         seg_input = gr.Textbox(label="seg input file", elem_id="bl-seg-input")
         create_prompt = gr.Button("Register prompt", elem_id="bl-create-prompt")
-    return QueueTab(
+    tab = QueueTab(
         queue_table=queue_table,
         paused=paused,
         batch_size=batch_size,
@@ -104,6 +104,7 @@ def build() -> QueueTab:
         seg_input=seg_input,
         create_prompt=create_prompt,
     )
+    return tab, middle
 
 
 def job_spec(

@@ -7,12 +7,14 @@ of text the page shows is made in one place.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from html import escape
 from typing import Any
 
 KEY_PARAMETERS = ("num_steps", "guidance", "sigma_max", "fps", "frames")
+BATCH_LINE = re.compile(r"^\s*Batch \d+:")
 STALE_NOTE = "Stale: the queue changed after this analysis. Re-analyze before executing."
 
 
@@ -92,7 +94,7 @@ def preview_html(analysis: Mapping[str, Any] | None) -> str:
         return '<div id="bl-preview-text" class="bl-empty">No analysis yet.</div>'
     lines = str(analysis["preview"]).splitlines()
     body = "".join(
-        f'<div class="bl-line{" bl-batch" if line.strip().startswith("Batch ") else ""}">'
+        f'<div class="bl-line{" bl-batch" if BATCH_LINE.match(line) else ""}">'
         f"{escape(line) or '&nbsp;'}</div>"
         for line in lines
     )
