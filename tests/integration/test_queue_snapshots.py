@@ -11,7 +11,11 @@ def test_cold_start_from_a_snapshot_equals_a_full_replay(database_url, settings)
     with QueueService(database_url, settings=settings) as service:
         p = prompts(service, 3)
         jobs = [
-            {"prompt_ids": p[: 1 + i % 3], "config": {"weights": VED, "seed": i}, "priority": i % 100}
+            {
+                "prompt_ids": p[: 1 + i % 3],
+                "config": {"weights": VED, "seed": i},
+                "priority": i % 100,
+            }
             for i in range(SNAPSHOT_INTERVAL + 20)
         ]
         service.add_jobs(jobs[:50])
