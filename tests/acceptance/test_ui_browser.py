@@ -238,6 +238,20 @@ def test_a_bad_batch_size_is_refused_with_the_allowed_values(
     assert store.get_queue_status()["batch_size"] == 4
 
 
+def test_an_invalid_job_in_the_form_is_refused_with_the_field_and_nothing_is_added(
+    page: Any, store: QueueService, prompts: list[str]
+) -> None:
+    before = store.get_queue_status()["sequence"]
+    field(page, "bl-prompt-ids").fill(prompts[0])
+    field(page, "bl-weight-vis").fill("1.5")
+    page.click("#bl-add-job")
+    wait_until(lambda: "Error" in text_of(page, "bl-message"), what="error")
+    assert "config.weights: weight of 'vis' in weights is 1.5; allowed: 0 to 1" in text_of(
+        page, "bl-message"
+    )
+    assert store.get_queue_status()["sequence"] == before
+
+
 def test_cancel_removes_the_selected_job_from_the_queue(
     page: Any, store: QueueService, prompts: list[str]
 ) -> None:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import gradio as gr
 
+from batchlog.adapters.ui.forms import job_spec
 from batchlog.adapters.ui.live import LiveView, Outcome, Updates, user_errors
 from batchlog.domain.controls import CONTROLS
 from batchlog.domain.jobs import JOB_TYPES
@@ -105,34 +105,6 @@ def build(between: Callable[[], T]) -> tuple[QueueTab, T]:
         create_prompt=create_prompt,
     )
     return tab, middle
-
-
-def job_spec(
-    prompt_ids: str,
-    job_type: str,
-    weights: list[float | None],
-    num_steps: float | None,
-    seed: float | None,
-    priority: float | None,
-) -> dict[str, Any]:
-    """The add-job form as an add_job() argument dict (validation is the service's)."""
-    config: dict[str, Any] = {}
-    if job_type in ("inference", "batch_inference"):
-        config["weights"] = {
-            control: float(weight)
-            for control, weight in zip(CONTROLS, weights, strict=True)
-            if weight
-        }
-        if num_steps is not None:
-            config["num_steps"] = int(num_steps)
-        if seed is not None:
-            config["seed"] = int(seed)
-    return {
-        "prompt_ids": [pid for pid in re.split(r"[\s,]+", prompt_ids or "") if pid],
-        "job_type": job_type,
-        "config": config,
-        "priority": 50 if priority is None else int(priority),
-    }
 
 
 def wire(tab: QueueTab, live: LiveView) -> None:
