@@ -129,8 +129,11 @@ def test_the_guides_workflow_runs_end_to_end(
 
 
 def test_a_stale_execute_exits_non_zero_with_the_guides_message(
-    cli: Cli, prompt_ids: list[str]
+    tmp_path: Path, database_url: str
 ) -> None:
+    cli = Cli(tmp_path / "data")
+    cli.env["BATCHLOG_DATABASE_URL"] = database_url
+    prompt_ids = [cli.run("prompts", "add", text).stdout.strip() for text in ("one", "two")]
     cli.run("add", prompt_ids[0], "--weights", '{"vis": 0.5}')
     cli.run("pause")
     analysis = cli.json("analyze")
