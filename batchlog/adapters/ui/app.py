@@ -86,8 +86,7 @@ def build_app(
             runners_table=runners.runners_table,
             recent_table=runners.recent_table,
             sequence_slider=history.sequence,
-            hosted_note=runners.hosted if hosted_runner else None,
-            describe_hosted=hosted_runner.describe if hosted_runner else None,
+            panels=runners_tab.live_panels(runners, service, hosted_runner),
         )
         queue_tab.wire(queue, live)
         batching_panel.wire(panel, live)
@@ -95,7 +94,7 @@ def build_app(
         results_tab.wire(results, service)
         common = [analysis, queue.selected_job]
         timer = gr.Timer(refresh_seconds)
-        timer.tick(live.refresh, common, live.outputs, show_progress="hidden", queue=False)
+        timer.tick(live.refresh, analysis, live.outputs, show_progress="hidden", queue=False)
         blocks.load(live.on_load, common, live.action_outputs)
     return UiApp(blocks=blocks, live=live)
 

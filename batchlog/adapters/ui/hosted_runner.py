@@ -43,8 +43,7 @@ class HostedRunner:
         if not self._thread.is_alive() and self.summary is not None:
             return f"Hosted runner **{runner_id}** finished: {self.summary}"
         state = "running" if self._thread.is_alive() else "not started"
-        last = f"; last progress: {self.last_progress}" if self.last_progress is not None else ""
-        return f"Hosted runner **{runner_id}** is {state}{last}"
+        return f"Hosted runner **{runner_id}** is {state}{_progress_text(self.last_progress)}"
 
     def stop(self) -> None:
         """Ask the runner to stop, wait for it (bounded), then close it."""
@@ -52,3 +51,12 @@ class HostedRunner:
         if self._thread.is_alive():
             self._thread.join(self.join_seconds)
         self.runner.close()
+
+
+def _progress_text(progress: Any) -> str:
+    if not progress:
+        return ""
+    if isinstance(progress, dict):
+        details = ", ".join(f"{k}={v}" for k, v in progress.items() if k != "event")
+        return f"; last: {progress.get('event', 'progress')} {details}".rstrip()
+    return f"; last: {progress}"

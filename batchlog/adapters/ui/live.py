@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import gradio as gr
@@ -58,8 +58,7 @@ class LiveView:
     runners_table: gr.HTML
     recent_table: gr.HTML
     sequence_slider: gr.Slider | None = None
-    hosted_note: gr.Markdown | None = None
-    describe_hosted: Callable[[], str] | None = None
+    panels: list[tuple[Any, Callable[[dict[str, Any]], str]]] = field(default_factory=list)
 
     @property
     def outputs(self) -> list[Any]:
@@ -75,25 +74,26 @@ class LiveView:
             self.runners_table,
             self.recent_table,
         ]
-        optional = [self.sequence_slider, self.hosted_note]
-        return shown + [component for component in optional if component is not None]
+        if self.sequence_slider is not None:
+            shown.append(self.sequence_slider)
+        return shown + [component for component, _ in self.panels]
 
     @property
     def action_outputs(self) -> list[Any]:
         """What an action updates: the refresh, the message, the analysis and the batch size."""
         return [*self.outputs, self.message, self.analysis, self.batch_size]
 
-    def refresh(self, analysis: dict[str, Any] | None, selected: str | None) -> Updates:
-        """Read the queue once and update every live component from it."""
-        status = self.service.get_queue_status()
-        ids = [job["id"] for job in [*status["queued_jobs"], *status["running"]]]
+    def refresh(self, analysis: dict[str, Any] | None) -> Updates:
+        """Read the queue once and update every live component from it (the timer's handler)."""
+        return self._render(self.service.get_queue_status(), analysis)
+
+    def _render(self, status: dict[str, Any], analysis: dict[str, Any] | None) -> Updates:
         choices = [(self._job_label(job), job["id"]) for job in status["queued_jobs"]]
         paused = bool(status["paused"])
+        # Only the choices: a tick computed before the user picked a job must not undo the pick.
         updates: Updates = {
             self.status_line: views.status_line(status),
-            self.selected_job: gr.update(
-                choices=choices, value=selected if selected in ids else None
-            ),
+            self.selected_job: gr.update(choices=choices),
             self.queue_table: views.queue_table(status),
             self.paused: gr.update(value=paused),
             self.analyze_button: gr.update(interactive=paused),
@@ -105,8 +105,8 @@ class LiveView:
         if self.sequence_slider is not None:
             head = max(1, int(status["sequence"]))
             updates[self.sequence_slider] = gr.update(maximum=head)
-        if self.hosted_note is not None and self.describe_hosted is not None:
-            updates[self.hosted_note] = self.describe_hosted()
+        for component, render in self.panels:
+            updates[component] = render(status)
         return updates
 
     def after_action(
@@ -118,11 +118,17 @@ class LiveView:
         with_batch_size: bool = False,
     ) -> Updates:
         """The refresh plus the action's message and the (possibly new) analysis."""
-        updates = self.refresh(analysis, selected)
+        status = self.service.get_queue_status()
+        updates = self._render(status, analysis)
+        queued = [job["id"] for job in status["queued_jobs"]]
+        updates[self.selected_job] = gr.update(
+            choices=updates[self.selected_job]["choices"],
+            value=selected if selected in queued else None,
+        )
         updates[self.message] = outcome.text
         updates[self.analysis] = analysis
         if with_batch_size:
-            updates[self.batch_size] = self.service.get_queue_status()["batch_size"]
+            updates[self.batch_size] = status["batch_size"]
         return updates
 
     def on_load(self, analysis: dict[str, Any] | None, selected: str | None) -> Updates:

@@ -6,7 +6,6 @@ of text the page shows is made in one place.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -160,22 +159,53 @@ def runners_table(status: Mapping[str, Any], now: datetime | None = None) -> str
 
 
 def recent_table(status: Mapping[str, Any]) -> str:
-    """Items that finished recently (when the queue status lists them)."""
+    """Items that left the queue recently: finished, failed, cancelled or merged into a batch."""
     recent = status.get("recent") or []
     if not recent:
-        return '<p id="bl-recent-table" class="bl-empty">Nothing finished yet.</p>'
+        return '<p id="bl-recent-table" class="bl-empty">Nothing has ended yet.</p>'
     rows = [
         [
             job.get("id", ""),
             job.get("type", ""),
             job.get("runs", ""),
-            job.get("status", ""),
-            job.get("claimed_by") or job.get("runner_id") or "",
-            job.get("finished_at") or job.get("timestamp") or "",
+            job.get("outcome") or job.get("status", ""),
+            job.get("claimed_by") or "",
+            ", ".join(job.get("merged_into") or []),
         ]
         for job in recent
     ]
-    return _table(("item", "type", "runs", "status", "runner", "finished"), rows, "bl-recent-table")
+    headers = ("item", "type", "runs", "outcome", "runner", "merged into")
+    return _table(headers, rows, "bl-recent-table")
+
+
+def sessions_table(overview: Mapping[str, Any]) -> str:
+    """Runner sessions (active or stopped) and the queued items no active runner can take."""
+    runners = overview.get("runners") or []
+    if not runners:
+        html = '<p id="bl-sessions-table" class="bl-empty">No runner has started on this queue.</p>'
+    else:
+        rows = [
+            [
+                runner.get("runner_id", ""),
+                "yes" if runner.get("active") else "no",
+                runner.get("backend", ""),
+                runner.get("device", ""),
+                ", ".join(runner.get("job_types") or []),
+                str(runner.get("started_at", ""))[:19],
+            ]
+            for runner in runners
+        ]
+        headers = ("runner", "active", "backend", "device", "job types", "started")
+        html = _table(headers, rows, "bl-sessions-table")
+    waiting = overview.get("unrunnable") or []
+    if waiting:
+        items = "".join(
+            f"<li>{escape(str(w.get('id')))} ({escape(str(w.get('type')))}): "
+            f"{escape(str(w.get('reason')))}</li>"
+            for w in waiting
+        )
+        html += f"<p>Waiting for a capable runner:</p><ul>{items}</ul>"
+    return html
 
 
 def history_table(rows: Sequence[Mapping[str, Any]]) -> str:
@@ -201,6 +231,14 @@ def history_table(rows: Sequence[Mapping[str, Any]]) -> str:
 def lineage_html(lineage: Mapping[str, Any]) -> str:
     """A job's lineage: where it came from, where it went, what ran and what it produced."""
     parts = [f"<h4>Lineage of {escape(str(lineage.get('job_id', '')))}</h4>"]
+    if lineage.get("status"):
+        parts.append(f"<p>Status: <b>{escape(str(lineage['status']))}</b></p>")
+    added = lineage.get("added")
+    if isinstance(added, Mapping):
+        parts.append(
+            f"<p>Added at position {escape(str(added.get('position')))} by "
+            f"{escape(str(added.get('by')))}</p>"
+        )
     if lineage.get("source_job_ids"):
         sources = ", ".join(lineage["source_job_ids"])
         parts.append(f"<p>Batch job merged from: <b>{escape(sources)}</b></p>")
@@ -228,11 +266,16 @@ def lineage_html(lineage: Mapping[str, Any]) -> str:
         parts.append(_table(headers, rows, "bl-lineage-runs"))
     claims = lineage.get("claims") or []
     if claims:
-        parts.append(
-            "<p>Claims: "
-            + escape("; ".join(json.dumps(claim, default=str) for claim in claims))
-            + "</p>"
-        )
+        rows = [
+            [
+                claim.get("job_id", ""),
+                claim.get("runner_id", ""),
+                claim.get("attempt", ""),
+                claim.get("outcome", ""),
+            ]
+            for claim in claims
+        ]
+        parts.append(_table(("item", "runner", "attempt", "outcome"), rows, "bl-lineage-claims"))
     return f'<div id="bl-lineage-view">{"".join(parts)}</div>'
 
 
