@@ -117,18 +117,34 @@ def set_paused_in_page(page: Any, paused: bool) -> None:
     wait_until(lambda: word in text_of(page, "bl-status-line"), what=word)
 
 
-def analyze_in_page(page: Any, mode: str) -> str:
+def analyze_in_page(page: Any, store: QueueService, mode: str) -> str:
     page.locator("#bl-mode label", has_text=mode).click()
-    before = text_of(page, "bl-analysis-note")
     page.click("#bl-analyze")
-    wait_until(
-        lambda: (
-            f"{mode} Mode" in text_of(page, "bl-preview")
-            and text_of(page, "bl-analysis-note") != before
-        ),
-        what=f"{mode} preview",
-    )
+
+    def shown() -> bool:
+        analysis = store.get_analysis()
+        return (
+            analysis is not None
+            and analysis["mode"] == mode.lower()
+            and f"Analysis {analysis['analysis_id']} ({analysis['mode']} mode) is fresh"
+            in text_of(page, "bl-analysis-note")
+            and f"{mode} Mode" in text_of(page, "bl-preview")
+        )
+
+    wait_until(shown, what=f"{mode} analysis in the page")
     return text_of(page, "bl-preview")
+
+
+def write_scene(path: Path, frames: int = 4, size: int = 16) -> Path:
+    """A tiny real video: a bright square moving across a dark frame."""
+    import imageio.v2 as imageio
+    import numpy as np
+
+    video = np.zeros((frames, size, size, 3), dtype=np.uint8)
+    for index in range(frames):
+        video[index, 4:10, 2 + 2 * index : 8 + 2 * index] = 220
+    imageio.mimwrite(path, list(video), fps=8, macro_block_size=1)
+    return path
 
 
 def queue_ids(service: QueueService) -> list[str]:
@@ -149,12 +165,12 @@ def test_jobs_added_in_the_page_are_analyzed_in_both_modes_and_reorganized(
     set_paused_in_page(page, True)
     assert store.is_queue_paused()
 
-    mixed = analyze_in_page(page, "Mixed")
+    mixed = analyze_in_page(page, store, "Mixed")
     mixed_batches = store.get_analysis()["batches"]
     assert len(page.locator("#bl-preview .bl-batch").all()) == len(mixed_batches)
     screenshot(page, "preview-mixed")
 
-    strict = analyze_in_page(page, "Strict")
+    strict = analyze_in_page(page, store, "Strict")
     analysis = store.get_analysis()
     lines = [line.inner_text() for line in page.locator("#bl-preview .bl-batch").all()]
     assert len(lines) == len(analysis["batches"]) == 3
@@ -184,7 +200,7 @@ def test_a_job_added_by_another_client_makes_the_open_analysis_stale_and_execute
     for pid in prompts[:3]:
         store.add_job([pid], config={"weights": {"vis": 0.5}})
     set_paused_in_page(page, True)
-    analyze_in_page(page, "Strict")
+    analyze_in_page(page, store, "Strict")
     assert "fresh" in text_of(page, "bl-analysis-note")
     before = queue_ids(store)
 
@@ -223,7 +239,7 @@ def test_the_batch_size_control_sets_the_stored_batch_size(
     wait_until(lambda: "Batch size set to 2" in text_of(page, "bl-message"), what="size set")
     assert other_client.get_queue_status()["batch_size"] == 2
     set_paused_in_page(page, True)
-    preview = analyze_in_page(page, "Strict")
+    preview = analyze_in_page(page, store, "Strict")
     assert "Batch size: 2 runs/batch" in preview
     assert "4 runs from 1 job → 2 batches" in preview
 
@@ -298,9 +314,7 @@ def test_time_travel_shows_the_queue_as_it_was(
     store.cancel_job(early)
     later = store.add_job(prompts[1:2], config={"weights": {"vis": 0.5}})
     page.click("#bl-tab-history-button")
-    number = page.locator("#bl-sequence input[type=number]")
-    number.fill(str(then))
-    number.press("Enter")
+    field(page, "bl-sequence").fill(str(then))
     page.click("#bl-travel")
     wait_until(lambda: early in text_of(page, "bl-travel-queue"), what="earlier queue")
     assert later not in text_of(page, "bl-travel-queue")
@@ -312,7 +326,6 @@ def test_time_travel_shows_the_queue_as_it_was(
 def test_resume_and_watch_a_hosted_runner_finish_a_batch(
     browser: Any,
     store: QueueService,
-    prompts: list[str],
     tmp_path: Path,
     outside_requests: list[str],
 ) -> None:
@@ -320,8 +333,10 @@ def test_resume_and_watch_a_hosted_runner_finish_a_batch(
 
     from batchlog.adapters.ui.hosted_runner import HostedRunner
 
+    scene = write_scene(tmp_path / "scene.mp4")
     small = {"num_steps": 2, "width": 16, "height": 16, "frames": 2}
-    for pid in prompts[:2]:
+    for text in ("a square drifts", "a square waits"):
+        pid = store.create_prompt(text, str(scene))
         store.add_job([pid], config={"weights": {"vis": 0.5}, **small})
     store.set_queue_paused(True)
     store.analyze_queue_for_smart_batching()
@@ -340,8 +355,25 @@ def test_resume_and_watch_a_hosted_runner_finish_a_batch(
             wait_until(lambda: "PAUSED" in text_of(page, "bl-status-line"), what="paused")
             set_paused_in_page(page, False)
             page.click("#bl-tab-runners-button")
-            wait_until(lambda: batch in text_of(page, "bl-recent"), timeout=120, what="finished")
-            assert "0 queued · 0 running" in text_of(page, "bl-status-line")
+            wait_until(
+                lambda: f"claimed item_id={batch}" in text_of(page, "bl-hosted-runner"),
+                timeout=60,
+                what="the runner's claim",
+            )
+            wait_until(
+                lambda: (
+                    f"finished item_id={batch} runs=2 succeeded=2 failed=0"
+                    in text_of(page, "bl-hosted-runner")
+                ),
+                timeout=180,
+                what="the batch finished",
+            )
+            wait_until(
+                lambda: "0 queued · 0 running" in text_of(page, "bl-status-line"),
+                what="empty queue",
+            )
+            if "recent" in store.get_queue_status():
+                wait_until(lambda: batch in text_of(page, "bl-recent"), what="recently ended")
             screenshot(page, "runner-finished")
     finally:
         hosted.stop()

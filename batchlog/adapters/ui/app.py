@@ -85,7 +85,6 @@ def build_app(
             analysis_note=panel.note,
             runners_table=runners.runners_table,
             recent_table=runners.recent_table,
-            sequence_slider=history.sequence,
             panels=runners_tab.live_panels(runners, service, hosted_runner),
         )
         queue_tab.wire(queue, live)

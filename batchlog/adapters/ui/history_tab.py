@@ -40,7 +40,7 @@ class HistoryTab:
     lineage_job: gr.Textbox
     show_lineage: gr.Button
     lineage: gr.HTML
-    sequence: gr.Slider
+    sequence: gr.Number
     travel: gr.Button
     travelled: gr.Markdown
     travelled_table: gr.HTML
@@ -66,8 +66,12 @@ def build() -> HistoryTab:
     lineage = gr.HTML(elem_id="bl-lineage")
     gr.Markdown("#### Time travel: the queue as it was after a sequence number")
     with gr.Row():
-        sequence = gr.Slider(
-            label="Sequence", minimum=0, maximum=1, step=1, value=0, elem_id="bl-sequence", scale=3
+        sequence = gr.Number(
+            label="Sequence number (the status line shows the head)",
+            value=1,
+            precision=0,
+            elem_id="bl-sequence",
+            scale=3,
         )
         travel = gr.Button("Show queue at sequence", elem_id="bl-travel", scale=1)
     travelled = gr.Markdown(elem_id="bl-travel-status")

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+SHOWN_EVENTS = 6
+
 
 class HostedRunner:
-    """Runs `Runner.run(stop_event=...)` on a daemon thread and remembers what it last said."""
+    """Runs `Runner.run(stop_event=...)` on a daemon thread and remembers what it last reported."""
 
     def __init__(self, runner: Any, *, join_seconds: float = 30.0) -> None:
         self.runner = runner
         self.join_seconds = join_seconds
         self.stop_event = threading.Event()
-        self.last_progress: Any = None
+        self.events: deque[Any] = deque(maxlen=SHOWN_EVENTS)
         self.summary: dict[str, Any] | None = None
         self.error: str | None = None
         self._thread = threading.Thread(target=self._run, name="batchlog-runner", daemon=True)
@@ -24,7 +27,7 @@ class HostedRunner:
         self._thread.start()
 
     def _record(self, progress: Any) -> None:
-        self.last_progress = progress
+        self.events.append(progress)
 
     def _run(self) -> None:
         run: Callable[..., Any] = self.runner.run
@@ -36,14 +39,18 @@ class HostedRunner:
             self.error = f"{type(error).__name__}: {error}"
 
     def describe(self) -> str:
-        """One line for the Runners tab."""
+        """Markdown for the Runners tab: the runner's state and its latest progress reports."""
         runner_id = getattr(self.runner, "runner_id", "hosted runner")
         if self.error:
-            return f"Hosted runner **{runner_id}** stopped: {self.error}"
-        if not self._thread.is_alive() and self.summary is not None:
-            return f"Hosted runner **{runner_id}** finished: {self.summary}"
-        state = "running" if self._thread.is_alive() else "not started"
-        return f"Hosted runner **{runner_id}** is {state}{_progress_text(self.last_progress)}"
+            head = f"Hosted runner **{runner_id}** stopped: {self.error}"
+        elif self._thread.is_alive():
+            head = f"Hosted runner **{runner_id}** is running."
+        elif self.summary is not None:
+            head = f"Hosted runner **{runner_id}** has stopped."
+        else:
+            head = f"Hosted runner **{runner_id}** has not started."
+        lines = [f"- {_event_text(event)}" for event in reversed(self.events)]
+        return "\n".join([head, "", "Latest reports (newest first):", *lines] if lines else [head])
 
     def stop(self) -> None:
         """Ask the runner to stop, wait for it (bounded), then close it."""
@@ -53,10 +60,8 @@ class HostedRunner:
         self.runner.close()
 
 
-def _progress_text(progress: Any) -> str:
-    if not progress:
-        return ""
+def _event_text(progress: Any) -> str:
     if isinstance(progress, dict):
-        details = ", ".join(f"{k}={v}" for k, v in progress.items() if k != "event")
-        return f"; last: {progress.get('event', 'progress')} {details}".rstrip()
-    return f"; last: {progress}"
+        details = " ".join(f"{k}={v}" for k, v in progress.items() if k != "event")
+        return f"{progress.get('event', 'progress')} {details}".rstrip()
+    return str(progress)

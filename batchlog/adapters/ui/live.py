@@ -57,7 +57,6 @@ class LiveView:
     analysis_note: gr.Markdown
     runners_table: gr.HTML
     recent_table: gr.HTML
-    sequence_slider: gr.Slider | None = None
     panels: list[tuple[Any, Callable[[dict[str, Any]], str]]] = field(default_factory=list)
 
     @property
@@ -74,8 +73,6 @@ class LiveView:
             self.runners_table,
             self.recent_table,
         ]
-        if self.sequence_slider is not None:
-            shown.append(self.sequence_slider)
         return shown + [component for component, _ in self.panels]
 
     @property
@@ -85,7 +82,16 @@ class LiveView:
 
     def refresh(self, analysis: dict[str, Any] | None) -> Updates:
         """Read the queue once and update every live component from it (the timer's handler)."""
-        return self._render(self.service.get_queue_status(), analysis)
+        try:
+            return self._render(self.service.get_queue_status(), analysis)
+        except BatchlogError as error:
+            return self._unreadable(error)
+
+    def _unreadable(self, error: BatchlogError) -> Updates:
+        """Keep what the page shows and say on the status line why it cannot be refreshed."""
+        updates: Updates = {component: gr.update() for component in self.outputs}
+        updates[self.status_line] = f"**The queue cannot be read right now.** Error: {error}"
+        return updates
 
     def _render(self, status: dict[str, Any], analysis: dict[str, Any] | None) -> Updates:
         choices = [(self._job_label(job), job["id"]) for job in status["queued_jobs"]]
@@ -102,9 +108,6 @@ class LiveView:
             self.runners_table: views.runners_table(status),
             self.recent_table: views.recent_table(status),
         }
-        if self.sequence_slider is not None:
-            head = max(1, int(status["sequence"]))
-            updates[self.sequence_slider] = gr.update(maximum=head)
         for component, render in self.panels:
             updates[component] = render(status)
         return updates
@@ -118,7 +121,13 @@ class LiveView:
         with_batch_size: bool = False,
     ) -> Updates:
         """The refresh plus the action's message and the (possibly new) analysis."""
-        status = self.service.get_queue_status()
+        try:
+            status = self.service.get_queue_status()
+        except BatchlogError as error:
+            updates = self._unreadable(error)
+            updates.update({self.message: outcome.text, self.analysis: analysis})
+            updates[self.batch_size] = gr.update()
+            return updates
         updates = self._render(status, analysis)
         queued = [job["id"] for job in status["queued_jobs"]]
         updates[self.selected_job] = gr.update(

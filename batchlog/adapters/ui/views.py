@@ -234,7 +234,7 @@ def lineage_html(lineage: Mapping[str, Any]) -> str:
     if lineage.get("status"):
         parts.append(f"<p>Status: <b>{escape(str(lineage['status']))}</b></p>")
     added = lineage.get("added")
-    if isinstance(added, Mapping):
+    if isinstance(added, Mapping) and added.get("position") is not None:
         parts.append(
             f"<p>Added at position {escape(str(added.get('position')))} by "
             f"{escape(str(added.get('by')))}</p>"
