@@ -322,6 +322,49 @@ def test_time_travel_shows_the_queue_as_it_was(
     screenshot(page, "time-travel")
 
 
+@pytest.mark.skipif(
+    not (_has_runner() and has_history and hasattr(QueueService, "get_plan_report")),
+    reason="needs the runner (C), lineage (B) and plan reports (E)",
+)
+def test_results_show_each_runs_video_and_the_measured_speedup(
+    page: Any, store: QueueService, tmp_path: Path
+) -> None:
+    from batchlog.adapters.bootstrap import build_runner
+
+    scene = write_scene(tmp_path / "scene.mp4")
+    small = {"num_steps": 2, "width": 16, "height": 16, "frames": 2}
+    for text in ("a square drifts", "a square waits"):
+        pid = store.create_prompt(text, str(scene))
+        store.add_job([pid], config={"weights": {"vis": 0.5}, **small})
+    store.set_queue_paused(True)
+    analysis = store.analyze_queue_for_smart_batching()
+    batch = store.execute_smart_batches()["batch_job_ids"][0]
+    store.set_queue_paused(False)
+    runner = build_runner(store.settings.database_url, artifacts_dir=tmp_path / "artifacts")
+    try:
+        runner.run(until_idle=True)
+    finally:
+        runner.close()
+
+    page.click("#bl-tab-results-button")
+    field(page, "bl-results-job").fill(batch)
+    page.click("#bl-results-show")
+    wait_until(lambda: "succeeded" in text_of(page, "bl-results-note"), what="run outcomes")
+    wait_until(
+        lambda: page.locator("#bl-results-gallery video, #bl-results-gallery img").count() >= 1,
+        what="output videos",
+    )
+    page.click("#bl-plans-refresh")
+    wait_until(
+        lambda: analysis["analysis_id"] in page.locator("#bl-plans input").input_value(),
+        what="the executed plan",
+    )
+    page.click("#bl-plan-show")
+    wait_until(lambda: "measured speedup" in text_of(page, "bl-plan-report"), what="report")
+    assert page.locator("#bl-speedup-chart rect").count() == 2
+    screenshot(page, "results")
+
+
 @pytest.mark.skipif(not _has_runner(), reason="needs bootstrap.build_runner (issue C)")
 def test_resume_and_watch_a_hosted_runner_finish_a_batch(
     browser: Any,

@@ -80,6 +80,9 @@ def job_outputs(service: QueueService, job_id: str) -> tuple[str, list[tuple[str
 
 def executed_plans(service: QueueService) -> list[str]:
     """Ids of analyses that were executed (from Reorganized events), newest first."""
+    if hasattr(service, "plan_reports"):
+        reports = service.plan_reports()
+        return [str(r["analysis_id"]) for r in reversed(reports) if r.get("executed", True)]
     if not hasattr(service, "history"):
         return []
     rows = service.history()
