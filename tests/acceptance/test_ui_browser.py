@@ -54,11 +54,18 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture
-def store(tmp_path: Path, sqlite_url: str) -> Iterator[QueueService]:
+def backend() -> str:
+    """The store behind the page: SQLite unless a test asks for both."""
+    return "sqlite"
+
+
+@pytest.fixture
+def store(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> Iterator[QueueService]:
     settings = Settings.from_environment(
         {"BATCHLOG_DATA_DIR": str(tmp_path / "data"), "BATCHLOG_ACTOR": "browser-test"}
     )
-    service = QueueService(sqlite_url, settings=settings)
+    url = str(request.getfixturevalue(f"{backend}_url"))
+    service = QueueService(url, settings=settings)
     yield service
     service.close()
 
@@ -194,6 +201,7 @@ def test_jobs_added_in_the_page_are_analyzed_in_both_modes_and_reorganized(
     screenshot(page, "reorganized")
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_a_job_added_by_another_client_makes_the_open_analysis_stale_and_execute_refuses(
     page: Any, store: QueueService, other_client: QueueService, prompts: list[str]
 ) -> None:
@@ -211,6 +219,31 @@ def test_a_job_added_by_another_client_makes_the_open_analysis_stale_and_execute
     assert queue_ids(store) == [*before, queue_ids(other_client)[-1]]
     assert all(job["type"] == "inference" for job in store.get_queue_status()["queued_jobs"])
     screenshot(page, "stale")
+
+
+def test_a_page_never_executes_the_plan_another_page_analyzed(
+    browser: Any,
+    page: Any,
+    store: QueueService,
+    prompts: list[str],
+    outside_requests: list[str],
+) -> None:
+    for pid in prompts[:3]:
+        store.add_job([pid], config={"weights": {"vis": 0.5}})
+    set_paused_in_page(page, True)
+    analyze_in_page(page, store, "Strict")
+    mine = store.get_analysis()["analysis_id"]
+    with local_page(browser, outside_requests) as second:
+        second.goto(page.url)
+        wait_until(lambda: "PAUSED" in text_of(second, "bl-status-line"), what="second page")
+        analyze_in_page(second, store, "Mixed")
+        theirs = store.get_analysis()["analysis_id"]
+    assert theirs != mine
+    wait_until(lambda: "Stale" in text_of(page, "bl-analysis-note"), what="first page stale")
+    page.click("#bl-execute")
+    wait_until(lambda: STALE in text_of(page, "bl-message"), what="refused")
+    assert all(job["type"] == "inference" for job in store.get_queue_status()["queued_jobs"])
+    assert store.get_analysis()["analysis_id"] == theirs
 
 
 @pytest.mark.parametrize("paused", [True, False])
