@@ -185,6 +185,7 @@ class Runner:
                 wait = (outlook.next_not_before - datetime.now(UTC)).total_seconds()
                 timeout = max(0.01, min(timeout, wait))
             self.store.wait_for_change(timeout)
+        summary.settled += self.store.settle_finished()
         result = summary.as_dict()
         progress({"event": "stopped", **{k: v for k, v in result.items() if k != "batches"}})
         return result

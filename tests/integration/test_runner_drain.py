@@ -29,7 +29,9 @@ def test_drain_runs_a_reorganized_queue_and_records_every_run_once(
     planned = service.get_queue_status()["queued_jobs"]
     weights_by_run = {}
     for item in planned:
-        for run_id, weights in zip(_run_ids(service, item["id"]), item["weights_list"], strict=True):
+        for run_id, weights in zip(
+            _run_ids(service, item["id"]), item["weights_list"], strict=True
+        ):
             weights_by_run[run_id] = weights
     backend = FileBackend(tmp_path / "artifacts")
     runner = build_runner(database_url, backend=backend, artifacts_dir=tmp_path / "artifacts")
