@@ -167,8 +167,8 @@ class Runner:
             self._loaded = True
         progress({"event": "started", "runner_id": self.runner_id, "device": self.device})
         while not stop.is_set():
-            summary.reaped += self.store.reap_expired()
             began = time.perf_counter()
+            summary.reaped += self.store.reap_expired()
             claimed = self.store.claim_next(
                 self.backend.supports, self.config.lease_seconds, self.backend.name, self.device
             )

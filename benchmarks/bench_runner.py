@@ -1,0 +1,166 @@
+"""Runner benchmark: event -> claim latency (PostgreSQL LISTEN/NOTIFY vs SQLite polling) and the
+runner's bookkeeping per batch as a share of batch time.
+
+    PYTHONPATH=. python benchmarks/bench_runner.py \
+        --postgres postgresql://postgres@127.0.0.1:5432/postgres [--backend torch] [--jobs 20]
+
+Latency: a runner process waits idle; jobs are added one at a time (each after the previous one
+finished); latency = the claim's `claimed_at` minus the `JobAdded` event's timestamp (both taken
+on this machine's clock, before each commit). Bookkeeping: a drain over a reorganized queue;
+everything the runner does per batch outside `run_batch` (reap check, claim + Started, output
+checks, RunSucceeded.../Finished) divided by the batch's total time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from batchlog import QueueService  # noqa: E402
+from batchlog.adapters.bootstrap import build_runner  # noqa: E402
+from batchlog.adapters.migrations import migrate  # noqa: E402
+from batchlog.adapters.store import parse_database_url  # noqa: E402
+from tests.fixtures.queues import FAST, events_named, read_events  # noqa: E402
+
+TEST_BACKEND = "tests.fixtures.backends:create_file_backend"
+
+
+def fresh_postgres(server_url: str) -> str:
+    name = f"batchlog_bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(parse_database_url(server_url).conninfo(), autocommit=True) as c:
+        c.execute(f'CREATE DATABASE "{name}"')
+    url = server_url.rsplit("/", 1)[0] + "/" + name
+    migrate(url)
+    return url
+
+
+def drop_postgres(server_url: str, url: str) -> None:
+    name = parse_database_url(url).dbname
+    with psycopg.connect(parse_database_url(server_url).conninfo(), autocommit=True) as c:
+        c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def claim_latency(url: str, jobs: int, workdir: Path) -> list[float]:
+    """Milliseconds from JobAdded to ItemClaimed, one job at a time, runner idle in between."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "BATCHLOG_DATA_DIR": str(workdir / "data")}
+    command = [
+        sys.executable, "-m", "batchlog", "runner", "--backend", TEST_BACKEND,
+        "--database-url", url, "--artifacts", str(workdir / "art"), "--poll-seconds", "1",
+        "--runner-id", "bench",
+    ]  # fmt: skip
+    service = QueueService(url, actor="bench")
+    prompt = service.create_prompt("latency probe")
+    runner = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
+    try:
+        service.add_job([prompt], config={"weights": {"vis": 0.5}, **FAST})  # warm-up
+        _wait_empty(service)
+        for _ in range(jobs):
+            time.sleep(0.3)  # let the runner settle into its wait
+            service.add_job([prompt], config={"weights": {"vis": 0.5}, **FAST})
+            _wait_empty(service)
+    finally:
+        runner.terminate()
+        runner.wait(timeout=60)
+        service.close()
+    events = read_events(url)
+    added = {e.job_id: e.timestamp for e in events_named(events, "JobAdded")}
+    latencies = [
+        (c.claimed_at - added[c.job_id]).total_seconds() * 1000
+        for c in events_named(events, "ItemClaimed")
+    ]
+    return latencies[1:]
+
+
+def _wait_empty(service: QueueService) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        status = service.get_queue_status()
+        if status["total_queued"] == 0 and not status["running"]:
+            return
+        time.sleep(0.02)
+    raise RuntimeError("the runner did not take the job within 60 s")
+
+
+def bookkeeping(url: str, backend: str, device: str, items: int, runs: int, workdir: Path) -> dict:
+    """Drain `items` batches of `runs` runs each; return the runner's summary."""
+    service = QueueService(url, actor="bench")
+    prompts = [service.create_prompt(f"prompt {n}") for n in range(items * runs)]
+    for n in range(items):
+        weights = {"vis": 0.5} if n % 2 else {"vis": 0.4, "edge": 0.3}
+        chunk = prompts[n * runs : (n + 1) * runs]
+        service.add_job(chunk, config={"weights": weights, "seed": n, **FAST})
+    service.close()
+    runner = build_runner(url, backend_name=backend, device=device, artifacts_dir=workdir / "bk")
+    try:
+        return runner.run(until_idle=True)
+    finally:
+        runner.close()
+
+
+def describe(name: str, values: list[float]) -> str:
+    ordered = sorted(values)
+    p90 = ordered[int(0.9 * (len(ordered) - 1))]
+    return (
+        f"{name}: p50 {statistics.median(ordered):.1f} ms, p90 {p90:.1f} ms, "
+        f"max {ordered[-1]:.1f} ms (n={len(ordered)})"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--postgres", required=True, help="server URL where we may CREATE DATABASE")
+    parser.add_argument("--jobs", type=int, default=20)
+    parser.add_argument("--backend", default=TEST_BACKEND)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--items", type=int, default=8)
+    parser.add_argument("--runs", type=int, default=4)
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="bench-runner-"))
+    pg = fresh_postgres(args.postgres)
+    try:
+        print(
+            describe(
+                "event -> claim, PostgreSQL LISTEN/NOTIFY", claim_latency(pg, args.jobs, workdir)
+            )
+        )
+    finally:
+        drop_postgres(args.postgres, pg)
+    sqlite = f"sqlite:///{workdir / 'bench.sqlite3'}"
+    migrate(sqlite)
+    print(
+        describe(
+            "event -> claim, SQLite polling (0.2 s)", claim_latency(sqlite, args.jobs, workdir)
+        )
+    )
+    for label, url in (("PostgreSQL", None), ("SQLite", f"sqlite:///{workdir / 'bk.sqlite3'}")):
+        url = url or fresh_postgres(args.postgres)
+        migrate(url)
+        try:
+            summary = bookkeeping(url, args.backend, args.device, args.items, args.runs, workdir)
+        finally:
+            if label == "PostgreSQL":
+                drop_postgres(args.postgres, url)
+        batches = summary["batches"]
+        per_batch = summary["bookkeeping_seconds"] / max(1, len(batches)) * 1000
+        backend_per_batch = summary["backend_seconds"] / max(1, len(batches)) * 1000
+        print(
+            f"bookkeeping, {label}, backend {args.backend}: {per_batch:.1f} ms per batch "
+            f"vs {backend_per_batch:.1f} ms in run_batch -> share "
+            f"{summary['bookkeeping_share'] * 100:.2f}% ({len(batches)} batches of {args.runs} runs)"
+        )
+
+
+if __name__ == "__main__":
+    main()
