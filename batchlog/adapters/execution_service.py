@@ -331,8 +331,35 @@ class ExecutionService:
             runs=runs,
             artifacts_dir=self.artifacts_dir,
             attempt=attempt,
-            options=dict(item.options),
+            options=self._options(item),
         )
+
+    def _options(self, item: QueueItem) -> dict[str, Any]:
+        """The item's options; an upscale job also gets `source_outputs` {prompt_id: path}."""
+        options = dict(item.options)
+        if item.job_type == "upscale":
+            options["source_outputs"] = self._latest_outputs(
+                set(item.prompt_ids), options.get("source_job_id")
+            )
+        return options
+
+    def _latest_outputs(self, prompt_ids: set[str], source_job_id: str | None) -> dict[str, str]:
+        """The latest accepted output of each prompt (of one source job, when given)."""
+        latest: dict[str, str] = {}
+        start = 1
+        topics = [Execution.RunSucceeded.TOPIC]
+        while True:
+            page = self.store.recorder.select_notifications(start, 500, topics=topics)
+            if not page:
+                return latest
+            for notification in page:
+                event = self.store.mapper.to_domain_event(notification)
+                if event.prompt_id not in prompt_ids:  # type: ignore[attr-defined]
+                    continue
+                job_id = str(event.run_id).rsplit(":", 1)[0]  # type: ignore[attr-defined]
+                if source_job_id is None or job_id == source_job_id:
+                    latest[event.prompt_id] = event.output_path  # type: ignore[attr-defined]
+            start = page[-1].id + 1
 
     def _prompt(self, prompt_id: str) -> Prompt:
         try:

@@ -7,7 +7,8 @@ that LISTENs wakes on any new event (a job added, the queue resumed, an item req
 from __future__ import annotations
 
 import threading
-from typing import Protocol
+import time
+from typing import Any, Protocol
 
 import psycopg
 from psycopg import sql
@@ -51,21 +52,35 @@ class PostgresWaiter:
     """LISTENs on the event store's notification channel on its own connection."""
 
     def __init__(self, database_url: str, channel: str) -> None:
-        target = parse_database_url(database_url)
-        self._connection = psycopg.connect(target.conninfo(), autocommit=True)
-        self._connection.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+        self._conninfo = parse_database_url(database_url).conninfo()
+        self._channel = channel
+        self._connection: psycopg.Connection[Any] | None = self._listen()
+
+    def _listen(self) -> psycopg.Connection[Any]:
+        connection = psycopg.connect(self._conninfo, autocommit=True)
+        connection.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
+        return connection
 
     def wait(self, timeout: float) -> None:
-        """Return at the first notification, or after timeout seconds."""
-        for _ in self._connection.notifies(timeout=timeout, stop_after=1):
-            break
-        # Swallow notifications that arrived meanwhile: one wake-up covers them all.
-        for _ in self._connection.notifies(timeout=0.0):
-            pass
+        """Return at the first notification, or after timeout seconds (reconnecting if needed)."""
+        try:
+            if self._connection is None or self._connection.closed:
+                self._connection = self._listen()
+            for _ in self._connection.notifies(timeout=timeout, stop_after=1):
+                break
+            # Swallow notifications that arrived meanwhile: one wake-up covers them all.
+            for _ in self._connection.notifies(timeout=0.0):
+                pass
+        except psycopg.Error:
+            if self._connection is not None:
+                self._connection.close()
+            self._connection = None
+            time.sleep(timeout)
 
     def close(self) -> None:
         """Close the listening connection."""
-        self._connection.close()
+        if self._connection is not None:
+            self._connection.close()
 
 
 def waiter_for(database_url: str, store: EventStore, poll_seconds: float = 0.2) -> Waiter:

@@ -167,24 +167,17 @@ class Runner:
             self._loaded = True
         progress({"event": "started", "runner_id": self.runner_id, "device": self.device})
         while not stop.is_set():
-            began = time.perf_counter()
-            summary.reaped += self.store.reap_expired()
-            claimed = self.store.claim_next(
-                self.backend.supports, self.config.lease_seconds, self.backend.name, self.device
-            )
-            if claimed is not None:
-                summary.bookkeeping_seconds += time.perf_counter() - began
-                self._execute(claimed, stop, summary, progress)
-                continue
-            summary.settled += self.store.settle_finished()
-            outlook = self.store.outlook(self.backend.supports)
-            if until_idle and outlook.idle:
-                break
-            timeout = self.config.poll_seconds
-            if outlook.next_not_before is not None:
-                wait = (outlook.next_not_before - datetime.now(UTC)).total_seconds()
-                timeout = max(0.01, min(timeout, wait))
-            self.store.wait_for_change(timeout)
+            try:
+                if not self._step(until_idle, stop, summary, progress):
+                    break
+            except Exception as error:
+                if until_idle:
+                    raise
+                logger.exception(
+                    "runner step failed; retrying after %s s", self.config.poll_seconds
+                )
+                progress({"event": "error", "error": f"{type(error).__name__}: {error}"})
+                stop.wait(self.config.poll_seconds)
         summary.settled += self.store.settle_finished()
         result = summary.as_dict()
         progress({"event": "stopped", **{k: v for k, v in result.items() if k != "batches"}})
@@ -205,6 +198,34 @@ class Runner:
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+    def _step(
+        self,
+        until_idle: bool,
+        stop: threading.Event,
+        summary: RunSummary,
+        progress: ProgressCallback,
+    ) -> bool:
+        """Reap, claim and run one item, or wait; False when drain mode found nothing left."""
+        began = time.perf_counter()
+        summary.reaped += self.store.reap_expired()
+        claimed = self.store.claim_next(
+            self.backend.supports, self.config.lease_seconds, self.backend.name, self.device
+        )
+        if claimed is not None:
+            summary.bookkeeping_seconds += time.perf_counter() - began
+            self._execute(claimed, stop, summary, progress)
+            return True
+        summary.settled += self.store.settle_finished()
+        outlook = self.store.outlook(self.backend.supports)
+        if until_idle and outlook.idle:
+            return False
+        timeout = self.config.poll_seconds
+        if outlook.next_not_before is not None:
+            wait = (outlook.next_not_before - datetime.now(UTC)).total_seconds()
+            timeout = max(0.01, min(timeout, wait))
+        self.store.wait_for_change(timeout)
+        return True
 
     # ---- one item --------------------------------------------------------------------------
 

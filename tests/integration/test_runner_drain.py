@@ -96,3 +96,27 @@ def test_runner_claims_only_job_types_its_backend_supports(sqlite_url: str, tmp_
 def _run_ids(service, job_id: str) -> list[str]:
     queue = service.load_queue()
     return [run.run_id for run in queue.items[job_id].runs]
+
+
+def test_upscale_batch_gets_the_latest_output_of_each_prompt(
+    database_url: str, tmp_path: Path
+) -> None:
+    service = fill_queue(database_url, [{"vis": 0.5}], prompts_per_job=2)
+    (job,) = service.get_queue_status()["queued_jobs"]
+    upscale = service.add_job(job["prompt_ids"], job_type="upscale", config={"scale": 2})
+    backend = FileBackend(tmp_path, job_types=("inference", "upscale"))
+    runner = build_runner(database_url, backend=backend, artifacts_dir=tmp_path)
+    try:
+        runner.run(until_idle=True)
+    finally:
+        runner.close()
+    first, second = backend.inputs
+    assert second.item_id == upscale and second.options["scale"] == 2
+    outputs = {
+        e.prompt_id: e.output_path
+        for e in events_named(read_events(database_url), "RunSucceeded")
+        if e.run_id.startswith(job["id"])
+    }
+    assert second.options["source_outputs"] == {pid: outputs[pid] for pid in job["prompt_ids"]}
+    assert first.options == {}
+    service.close()
