@@ -9,7 +9,6 @@ result either lands before the requeue (and the requeue fails) or is refused aft
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import random
 import threading
 import time
@@ -22,21 +21,20 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
+from batchlog.adapters.batch_inputs import build_batch_input, checked_outcome, refused_payload
 from batchlog.adapters.store import EventStore, translate_store_errors
 from batchlog.adapters.wakeup import Waiter
-from batchlog.domain.controls import ordered_controls
-from batchlog.domain.errors import BatchlogError, ClaimSupersededError
+from batchlog.domain.errors import ClaimSupersededError
 from batchlog.domain.execution import Execution, execution_aggregate_id
 from batchlog.domain.ids import (
     new_batch_job_id,
     new_claim_token,
-    prompt_aggregate_id,
     queue_aggregate_id,
 )
 from batchlog.domain.jobs import QueueItem
-from batchlog.domain.prompt import Prompt
 from batchlog.domain.queue import Queue
-from batchlog.runner.backend import BatchInput, BatchOutcome, RunInput, RunOutcome
+from batchlog.domain.runner_session import RunnerSession
+from batchlog.runner.backend import BatchOutcome
 from batchlog.runner.ports import (
     BatchFailure,
     ClaimedItem,
@@ -75,6 +73,7 @@ class ExecutionService:
         self.clock = clock
         self._queue_id = queue_aggregate_id(queue_name)
         self._lock = threading.RLock()
+        self._session_id: UUID | None = None
 
     # ---- claiming ------------------------------------------------------------------------
 
@@ -96,7 +95,9 @@ class ExecutionService:
                     return None
                 token = new_claim_token()
                 lease = now + timedelta(seconds=lease_seconds)
-                batch = self._batch_input(candidate, attempt=candidate.attempt + 1)
+                batch = build_batch_input(
+                    self.store, candidate, candidate.attempt + 1, self.artifacts_dir
+                )
                 settled = self._finished_claims(queue)
                 try:
                     item = queue.claim(candidate.job_id, self.runner_id, token, now, lease, settled)
@@ -170,12 +171,12 @@ class ExecutionService:
     def record_outcome(self, claimed: ClaimedItem, outcome: BatchOutcome) -> RecordResult:
         """Record each run's outcome and the end of the batch, or refuse a superseded result."""
         reported = {run.run_id: run for run in outcome.runs}
-        checked = [_checked_outcome(run, reported.get(run.run_id)) for run in claimed.batch.runs]
+        checked = [checked_outcome(run, reported.get(run.run_id)) for run in claimed.batch.runs]
 
         def command() -> RecordResult:
             execution = self._execution(claimed)
             if execution.state != "running":
-                return self._refuse(execution, [_refused_payload(c) for c in checked])
+                return self._refuse(execution, [refused_payload(c) for c in checked])
             for run, result in zip(claimed.batch.runs, checked, strict=True):
                 if result.ok:
                     assert result.output_path is not None and result.sha256 is not None
@@ -295,6 +296,29 @@ class ExecutionService:
                 return 0
             return len(settled)
 
+    def announce(self, backend: str, device: str, job_types: list[str]) -> None:
+        """Record that this runner started and which job types it claims."""
+        session = RunnerSession(
+            runner_id=self.runner_id,
+            queue_name=self.queue_name,
+            backend=backend,
+            device=device,
+            job_types=job_types,
+            started_at=self.clock(),
+        )
+        self._save(session)
+        self._session_id = session.id
+
+    def retire(self, summary: dict[str, Any]) -> None:
+        """Record that this runner stopped, with its summary."""
+        if self._session_id is None:
+            return
+        with self._lock:
+            session: RunnerSession = self.store.repository.get(self._session_id)
+            session.stop(self.clock(), summary)
+            self._save(session)
+        self._session_id = None
+
     def wait_for_change(self, timeout: float) -> None:
         """Block until the store may have changed (a notification or a poll interval)."""
         self.waiter.wait(timeout)
@@ -307,66 +331,6 @@ class ExecutionService:
             self.store.close()
 
     # ---- internals -----------------------------------------------------------------------
-
-    def _batch_input(self, item: QueueItem, attempt: int) -> BatchInput:
-        prompts = {pid: self._prompt(pid) for pid in dict.fromkeys(item.prompt_ids)}
-        runs = tuple(
-            RunInput(
-                run_id=run.run_id,
-                job_id=run.job_id,
-                prompt_id=run.prompt_id,
-                prompt_text=prompts[run.prompt_id].text,
-                input_video=prompts[run.prompt_id].input_video,
-                control_inputs=dict(prompts[run.prompt_id].control_inputs),
-                weights=dict(run.weights),
-                seed=run.seed,
-            )
-            for run in item.runs
-        )
-        return BatchInput(
-            item_id=item.job_id,
-            job_type=item.job_type,
-            parameters=item.runs[0].parameters,
-            controls=tuple(ordered_controls(item.controls)),
-            runs=runs,
-            artifacts_dir=self.artifacts_dir,
-            attempt=attempt,
-            options=self._options(item),
-        )
-
-    def _options(self, item: QueueItem) -> dict[str, Any]:
-        """The item's options; an upscale job also gets `source_outputs` {prompt_id: path}."""
-        options = dict(item.options)
-        if item.job_type == "upscale":
-            options["source_outputs"] = self._latest_outputs(
-                set(item.prompt_ids), options.get("source_job_id")
-            )
-        return options
-
-    def _latest_outputs(self, prompt_ids: set[str], source_job_id: str | None) -> dict[str, str]:
-        """The latest accepted output of each prompt (of one source job, when given)."""
-        latest: dict[str, str] = {}
-        start = 1
-        topics = [Execution.RunSucceeded.TOPIC]
-        while True:
-            page = self.store.recorder.select_notifications(start, 500, topics=topics)
-            if not page:
-                return latest
-            for notification in page:
-                event = self.store.mapper.to_domain_event(notification)
-                if event.prompt_id not in prompt_ids:  # type: ignore[attr-defined]
-                    continue
-                job_id = str(event.run_id).rsplit(":", 1)[0]  # type: ignore[attr-defined]
-                if source_job_id is None or job_id == source_job_id:
-                    latest[event.prompt_id] = event.output_path  # type: ignore[attr-defined]
-            start = page[-1].id + 1
-
-    def _prompt(self, prompt_id: str) -> Prompt:
-        try:
-            prompt: Prompt = self.store.repository.get(prompt_aggregate_id(prompt_id))
-        except AggregateNotFoundError:
-            raise BatchlogError(f"Prompt {prompt_id!r} of a queued run does not exist.") from None
-        return prompt
 
     def _finished_claims(self, queue: Queue) -> list[str]:
         finished = []
@@ -447,48 +411,3 @@ def _ready(item: QueueItem, now: datetime) -> bool:
 
 def _jitter() -> None:
     time.sleep(random.uniform(0.001, 0.01))
-
-
-def _checked_outcome(run: RunInput, reported: RunOutcome | None) -> RunOutcome:
-    """A run's outcome after checking that its output file exists and matches its checksum."""
-    if reported is None:
-        return RunOutcome(run.run_id, False, 0.0, error="the backend returned no outcome")
-    if not reported.ok:
-        return reported
-    if not reported.output_path or not Path(reported.output_path).is_file():
-        return RunOutcome(
-            run.run_id,
-            False,
-            reported.seconds,
-            output_path=reported.output_path,
-            error=f"output file is missing: {reported.output_path!r}",
-        )
-    digest = sha256_of(Path(reported.output_path))
-    if reported.sha256 and reported.sha256 != digest:
-        return RunOutcome(
-            run.run_id,
-            False,
-            reported.seconds,
-            output_path=reported.output_path,
-            error=f"output checksum mismatch: backend said {reported.sha256}, file is {digest}",
-        )
-    return RunOutcome(run.run_id, True, reported.seconds, reported.output_path, digest)
-
-
-def _refused_payload(outcome: RunOutcome) -> dict[str, Any]:
-    return {
-        "run_id": outcome.run_id,
-        "ok": outcome.ok,
-        "output_path": outcome.output_path,
-        "sha256": outcome.sha256,
-        "error": outcome.error,
-    }
-
-
-def sha256_of(path: Path) -> str:
-    """The hex sha256 of a file."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from batchlog.domain.jobs import JOB_TYPES
 from batchlog.runner.backend import (
     BackendError,
     BackendOutOfMemoryError,
@@ -86,6 +87,7 @@ class RunSummary:
     refused: int = 0
     reaped: int = 0
     settled: int = 0
+    unsupported: int = 0
     backend_seconds: float = 0.0
     bookkeeping_seconds: float = 0.0
     batches: list[dict[str, Any]] = field(default_factory=list)
@@ -165,21 +167,25 @@ class Runner:
         if not self._loaded:
             self.backend.load()
             self._loaded = True
-        progress({"event": "started", "runner_id": self.runner_id, "device": self.device})
-        while not stop.is_set():
-            try:
-                if not self._step(until_idle, stop, summary, progress):
-                    break
-            except Exception as error:
-                if until_idle:
-                    raise
-                logger.exception(
-                    "runner step failed; retrying after %s s", self.config.poll_seconds
-                )
-                progress({"event": "error", "error": f"{type(error).__name__}: {error}"})
-                stop.wait(self.config.poll_seconds)
-        summary.settled += self.store.settle_finished()
-        result = summary.as_dict()
+        job_types: list[str] = [t for t in JOB_TYPES if self.backend.supports(t)]
+        self.store.announce(self.backend.name, self.device, job_types)
+        progress({"event": "started", "runner_id": self.runner_id, "job_types": job_types})
+        try:
+            while not stop.is_set():
+                try:
+                    if not self._step(until_idle, stop, summary, progress):
+                        break
+                except Exception as error:
+                    if until_idle:
+                        raise
+                    logger.exception("runner step failed; retry in %s s", self.config.poll_seconds)
+                    progress({"event": "error", "error": f"{type(error).__name__}: {error}"})
+                    stop.wait(self.config.poll_seconds)
+            summary.settled += self.store.settle_finished()
+            summary.unsupported = self.store.outlook(self.backend.supports).unsupported
+        finally:
+            result = summary.as_dict()
+            self.store.retire({k: v for k, v in result.items() if k != "batches"})
         progress({"event": "stopped", **{k: v for k, v in result.items() if k != "batches"}})
         return result
 

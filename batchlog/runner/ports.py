@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from batchlog.runner.backend import BatchInput, BatchOutcome
 
@@ -107,6 +107,14 @@ class RunnerStore(Protocol):
 
     def outlook(self, supports: JobTypeFilter) -> QueueOutlook:
         """What is left in the queue for a runner with this backend."""
+        ...
+
+    def announce(self, backend: str, device: str, job_types: list[str]) -> None:
+        """Record that this runner started and which job types it claims."""
+        ...
+
+    def retire(self, summary: dict[str, Any]) -> None:
+        """Record that this runner stopped, with its summary."""
         ...
 
     def wait_for_change(self, timeout: float) -> None:

@@ -68,7 +68,7 @@ def test_killed_runner_item_is_requeued_finished_by_another_and_its_token_refuse
     ]  # fmt: skip
     assert reclaims and reclaims[-1].runner_id.startswith("survivor-")
     superseded = events_named(events, "Superseded")
-    started = {s.originator_id: s for s in events_named(events, "Started")}
+    started = {s.originator_id: s for s in events_named(events, "Execution.Started")}
     assert any(started[s.originator_id].claim_token == killed.claim_token for s in superseded)
 
     succeeded = succeeded_by_run(events)

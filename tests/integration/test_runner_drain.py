@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from batchlog.adapters.bootstrap import build_runner
+from batchlog.adapters.runner_status import runner_overview
+from batchlog.adapters.store import open_store
 from tests.fixtures.backends import FileBackend
 from tests.fixtures.queues import events_named, fill_queue, read_events, succeeded_by_run
 
@@ -49,7 +51,7 @@ def test_drain_runs_a_reorganized_queue_and_records_every_run_once(
         assert hashlib.sha256(data).hexdigest() == event.sha256
         body = json.loads(data)
         assert {k: v for k, v in body["weights"].items() if v > 0} == weights_by_run[run_id]
-    started = events_named(events, "Started")
+    started = events_named(events, "Execution.Started")
     assert [s.item_id for s in started] == [item["id"] for item in planned]
     for start, item in zip(started, planned, strict=True):
         assert start.controls == item["controls"]
@@ -78,18 +80,40 @@ def test_a_missing_output_file_fails_that_run_only(sqlite_url: str, tmp_path: Pa
     service.close()
 
 
-def test_runner_claims_only_job_types_its_backend_supports(sqlite_url: str, tmp_path: Path) -> None:
+def test_runner_claims_only_job_types_its_backend_supports_and_status_says_why(
+    sqlite_url: str, tmp_path: Path
+) -> None:
     service = fill_queue(sqlite_url, [{"vis": 0.5}])
     prompt = service.create_prompt("to upscale")
     upscale_id = service.add_job([prompt], job_type="upscale")
-    runner = build_runner(sqlite_url, backend=FileBackend(tmp_path), artifacts_dir=tmp_path)
+    runner = build_runner(
+        sqlite_url, backend=FileBackend(tmp_path), artifacts_dir=tmp_path, runner_id="r-inf"
+    )
+    seen: dict = {}
+
+    def on_progress(progress: dict) -> None:
+        if progress["event"] == "finished":
+            store = open_store(sqlite_url)
+            seen.update(runner_overview(store, "default"))
+            store.close()
+
     try:
-        summary = runner.run(until_idle=True)
+        summary = runner.run(until_idle=True, on_progress=on_progress)
     finally:
         runner.close()
-    assert summary["finished"] == 1
+    assert summary["finished"] == 1 and summary["unsupported"] == 1
     status = service.get_queue_status()
     assert [job["id"] for job in status["queued_jobs"]] == [upscale_id]
+    (active,) = seen["runners"]
+    assert active["active"] and active["job_types"] == ["inference", "batch_inference"]
+    assert seen["unrunnable"] == [
+        {"id": upscale_id, "type": "upscale", "reason": "no active runner supports 'upscale' jobs"}
+    ]
+    store = open_store(sqlite_url)
+    after = runner_overview(store, "default")
+    store.close()
+    assert after["active"] == 0 and after["runners"][0]["runner_id"] == "r-inf"
+    assert after["unrunnable"][0]["reason"] == "no runner is active for this queue"
     service.close()
 
 

@@ -122,7 +122,7 @@ def test_of_many_claimers_of_one_item_exactly_one_wins(database_url: str, tmp_pa
     assert len(won) == 1
     events = read_events(database_url)
     assert len(events_named(events, "ItemClaimed")) == 1
-    assert len(events_named(events, "Started")) == 1
+    assert len(events_named(events, "Execution.Started")) == 1
 
 
 def test_expired_lease_is_requeued_and_the_late_result_is_refused(

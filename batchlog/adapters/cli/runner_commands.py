@@ -1,4 +1,4 @@
-"""`batchlog runner`: a long-lived (or draining) runner process with graceful shutdown."""
+"""`batchlog runner` (a long-lived or draining runner with graceful shutdown) and `batchlog runners`."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from types import FrameType
 from typing import Any
 
 import typer
+from rich.table import Table
 
 from batchlog.adapters.bootstrap import build_runner
 from batchlog.adapters.cli.app import (
@@ -16,10 +17,14 @@ from batchlog.adapters.cli.app import (
     JsonOption,
     QueueOption,
     app,
+    console,
     error_console,
     print_json,
     user_errors,
 )
+from batchlog.adapters.runner_status import runner_overview
+from batchlog.adapters.settings import Settings
+from batchlog.adapters.store import open_store
 
 
 @app.command("runner")
@@ -93,3 +98,35 @@ def _report(progress: dict[str, Any]) -> None:
     if event in {"claimed", "finished", "retry", "split", "dead-letter", "released", "refused"}:
         details = " ".join(f"{k}={v}" for k, v in progress.items() if k != "event")
         error_console.print(f"{event}: {details}", markup=False, highlight=False)
+
+
+@app.command("runners")
+def runners_command(
+    database_url: str | None = DatabaseOption,
+    queue: str | None = QueueOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """List runners (active = started and not stopped) and items no active runner can take."""
+    with user_errors():
+        settings = Settings.from_environment().with_database_url(database_url)
+        store = open_store(settings.database_url)
+        try:
+            overview = runner_overview(store, queue or settings.queue_name)
+        finally:
+            store.close()
+    if as_json:
+        print_json(overview)
+        return
+    table = Table("runner", "active", "backend", "device", "job types", "started")
+    for runner in overview["runners"]:
+        table.add_row(
+            runner["runner_id"],
+            "yes" if runner["active"] else "no",
+            runner["backend"],
+            runner["device"],
+            ", ".join(runner["job_types"]),
+            runner["started_at"],
+        )
+    console.print(table)
+    for item in overview["unrunnable"]:
+        console.print(f"waiting: {item['id']} ({item['type']}): {item['reason']}")
