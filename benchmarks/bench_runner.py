@@ -5,10 +5,12 @@ runner's bookkeeping per batch as a share of batch time.
         --postgres postgresql://postgres@127.0.0.1:5432/postgres [--backend torch] [--jobs 20]
 
 Latency: a runner process waits idle; jobs are added one at a time (each after the previous one
-finished); latency = the claim's `claimed_at` minus the `JobAdded` event's timestamp (both taken
-on this machine's clock, before each commit). Bookkeeping: a drain over a reorganized queue;
-everything the runner does per batch outside `run_batch` (reap check, claim + Started, output
-checks, RunSucceeded.../Finished) divided by the batch's total time.
+finished). "decided" = the claim's `claimed_at` minus the `JobAdded` timestamp (both taken before
+their commits); "observed" = from add_job() returning (its commit done) until this process sees
+the claim committed (woken by the claim's NOTIFY on PostgreSQL, polling every 1 ms on SQLite).
+Bookkeeping: a drain over a queue of batches; everything the runner does per batch outside
+`run_batch` (reap check, claim + Started, output checks, RunSucceeded.../Finished) divided by the
+batch's total time.
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import psycopg
+from psycopg import sql
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -52,8 +56,8 @@ def drop_postgres(server_url: str, url: str) -> None:
         c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def claim_latency(url: str, jobs: int, workdir: Path) -> list[float]:
-    """Milliseconds from JobAdded to ItemClaimed, one job at a time, runner idle in between."""
+def claim_latency(url: str, jobs: int, workdir: Path) -> tuple[list[float], list[float]]:
+    """Per job, milliseconds from JobAdded to the claim: (decided, committed and observed)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "BATCHLOG_DATA_DIR": str(workdir / "data")}
     command = [
         sys.executable, "-m", "batchlog", "runner", "--backend", TEST_BACKEND,
@@ -62,25 +66,61 @@ def claim_latency(url: str, jobs: int, workdir: Path) -> list[float]:
     ]  # fmt: skip
     service = QueueService(url, actor="bench")
     prompt = service.create_prompt("latency probe")
+    listener = _listener(url, service)
     runner = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
+    observed = []
     try:
         service.add_job([prompt], config={"weights": {"vis": 0.5}, **FAST})  # warm-up
         _wait_empty(service)
         for _ in range(jobs):
             time.sleep(0.3)  # let the runner settle into its wait
-            service.add_job([prompt], config={"weights": {"vis": 0.5}, **FAST})
+            if listener is not None:
+                list(listener.notifies(timeout=0.0))
+            job_id = service.add_job([prompt], config={"weights": {"vis": 0.5}, **FAST})
+            added = time.perf_counter()
+            _wait_claimed(service, listener, job_id)
+            observed.append((time.perf_counter() - added) * 1000)
             _wait_empty(service)
     finally:
         runner.terminate()
         runner.wait(timeout=60)
+        if listener is not None:
+            listener.close()
         service.close()
     events = read_events(url)
-    added = {e.job_id: e.timestamp for e in events_named(events, "JobAdded")}
-    latencies = [
-        (c.claimed_at - added[c.job_id]).total_seconds() * 1000
+    added_at = {e.job_id: e.timestamp for e in events_named(events, "JobAdded")}
+    decided = [
+        (c.claimed_at - added_at[c.job_id]).total_seconds() * 1000
         for c in events_named(events, "ItemClaimed")
     ]
-    return latencies[1:]
+    return decided[1:], observed
+
+
+def _listener(url: str, service: QueueService) -> psycopg.Connection[Any] | None:
+    if not url.startswith("postgres"):
+        return None
+    connection = psycopg.connect(parse_database_url(url).conninfo(), autocommit=True)
+    channel = service.store.recorder.channel_name  # type: ignore[attr-defined]
+    connection.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+    return connection
+
+
+def _claimed(service: QueueService, job_id: str) -> bool:
+    return any(item["id"] == job_id for item in service.get_queue_status()["running"])
+
+
+def _wait_claimed(
+    service: QueueService, listener: psycopg.Connection[Any] | None, job_id: str
+) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if listener is not None:
+            list(listener.notifies(timeout=1.0, stop_after=1))
+        else:
+            time.sleep(0.001)
+        if _claimed(service, job_id):
+            return
+    raise RuntimeError("the runner did not claim the job within 60 s")
 
 
 def _wait_empty(service: QueueService) -> None:
@@ -90,7 +130,7 @@ def _wait_empty(service: QueueService) -> None:
         if status["total_queued"] == 0 and not status["running"]:
             return
         time.sleep(0.02)
-    raise RuntimeError("the runner did not take the job within 60 s")
+    raise RuntimeError("the runner did not finish the job within 60 s")
 
 
 def bookkeeping(url: str, backend: str, device: str, items: int, runs: int, workdir: Path) -> dict:
@@ -130,35 +170,34 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="bench-runner-"))
     pg = fresh_postgres(args.postgres)
     try:
-        print(
-            describe(
-                "event -> claim, PostgreSQL LISTEN/NOTIFY", claim_latency(pg, args.jobs, workdir)
-            )
-        )
+        decided, observed = claim_latency(pg, args.jobs, workdir)
     finally:
         drop_postgres(args.postgres, pg)
+    print(describe("event -> claim decided, PostgreSQL LISTEN/NOTIFY", decided))
+    print(describe("event -> claim committed+observed, PostgreSQL", observed))
     sqlite = f"sqlite:///{workdir / 'bench.sqlite3'}"
     migrate(sqlite)
-    print(
-        describe(
-            "event -> claim, SQLite polling (0.2 s)", claim_latency(sqlite, args.jobs, workdir)
+    decided, observed = claim_latency(sqlite, args.jobs, workdir)
+    print(describe("event -> claim decided, SQLite polling (0.2 s)", decided))
+    print(describe("event -> claim committed+observed, SQLite", observed))
+    for label in ("PostgreSQL", "SQLite"):
+        url = (
+            fresh_postgres(args.postgres)
+            if label == "PostgreSQL"
+            else f"sqlite:///{workdir / 'bk.sqlite3'}"
         )
-    )
-    for label, url in (("PostgreSQL", None), ("SQLite", f"sqlite:///{workdir / 'bk.sqlite3'}")):
-        url = url or fresh_postgres(args.postgres)
         migrate(url)
         try:
             summary = bookkeeping(url, args.backend, args.device, args.items, args.runs, workdir)
         finally:
             if label == "PostgreSQL":
                 drop_postgres(args.postgres, url)
-        batches = summary["batches"]
-        per_batch = summary["bookkeeping_seconds"] / max(1, len(batches)) * 1000
-        backend_per_batch = summary["backend_seconds"] / max(1, len(batches)) * 1000
+        batches = max(1, len(summary["batches"]))
         print(
-            f"bookkeeping, {label}, backend {args.backend}: {per_batch:.1f} ms per batch "
-            f"vs {backend_per_batch:.1f} ms in run_batch -> share "
-            f"{summary['bookkeeping_share'] * 100:.2f}% ({len(batches)} batches of {args.runs} runs)"
+            f"bookkeeping, {label}, backend {args.backend} on {args.device}: "
+            f"{summary['bookkeeping_seconds'] / batches * 1000:.1f} ms per batch vs "
+            f"{summary['backend_seconds'] / batches * 1000:.1f} ms in run_batch -> share "
+            f"{summary['bookkeeping_share'] * 100:.2f}% ({batches} batches of {args.runs} runs)"
         )
 
 

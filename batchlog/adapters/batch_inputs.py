@@ -23,10 +23,18 @@ from batchlog.runner.backend import BatchInput, RunInput, RunOutcome
 
 
 def build_batch_input(
-    store: EventStore, item: QueueItem, attempt: int, artifacts_dir: Path
+    store: EventStore,
+    item: QueueItem,
+    attempt: int,
+    artifacts_dir: Path,
+    prompt_cache: dict[str, Prompt] | None = None,
 ) -> BatchInput:
-    """The batch a backend runs for this item."""
-    prompts = {pid: _prompt(store, pid) for pid in dict.fromkeys(item.prompt_ids)}
+    """The batch a backend runs for this item (prompts never change, so they may be cached)."""
+    cache = {} if prompt_cache is None else prompt_cache
+    for pid in dict.fromkeys(item.prompt_ids):
+        if pid not in cache:
+            cache[pid] = _prompt(store, pid)
+    prompts = {pid: cache[pid] for pid in item.prompt_ids}
     runs = tuple(
         RunInput(
             run_id=run.run_id,

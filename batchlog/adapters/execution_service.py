@@ -32,6 +32,7 @@ from batchlog.domain.ids import (
     queue_aggregate_id,
 )
 from batchlog.domain.jobs import QueueItem
+from batchlog.domain.prompt import Prompt
 from batchlog.domain.queue import Queue
 from batchlog.domain.runner_session import RunnerSession
 from batchlog.runner.backend import BatchOutcome
@@ -74,6 +75,7 @@ class ExecutionService:
         self._queue_id = queue_aggregate_id(queue_name)
         self._lock = threading.RLock()
         self._session_id: UUID | None = None
+        self._prompts: dict[str, Prompt] = {}
 
     # ---- claiming ------------------------------------------------------------------------
 
@@ -96,7 +98,7 @@ class ExecutionService:
                 token = new_claim_token()
                 lease = now + timedelta(seconds=lease_seconds)
                 batch = build_batch_input(
-                    self.store, candidate, candidate.attempt + 1, self.artifacts_dir
+                    self.store, candidate, candidate.attempt + 1, self.artifacts_dir, self._prompts
                 )
                 settled = self._finished_claims(queue)
                 try:
