@@ -133,15 +133,36 @@ def _wait_empty(service: QueueService) -> None:
     raise RuntimeError("the runner did not finish the job within 60 s")
 
 
-def bookkeeping(url: str, backend: str, device: str, items: int, runs: int, workdir: Path) -> dict:
+def input_video(workdir: Path, size: int, frames: int) -> str:
+    """A small moving-square GIF as every prompt's input video (needs imageio and numpy)."""
+    import imageio.v3 as iio
+    import numpy as np
+
+    video = np.zeros((frames, size, size, 3), dtype=np.uint8)
+    for n in range(frames):
+        start = (n * size // max(1, frames)) % (size // 2)
+        video[n, start : start + size // 2, start : start + size // 2] = (220, 60, 30)
+    path = workdir / f"input_{size}x{frames}.gif"
+    iio.imwrite(path, video, extension=".gif")
+    return str(path)
+
+
+def bookkeeping(url: str, args: argparse.Namespace, workdir: Path, video: str) -> dict:
     """Drain `items` batches of `runs` runs each; return the runner's summary."""
     service = QueueService(url, actor="bench")
-    prompts = [service.create_prompt(f"prompt {n}") for n in range(items * runs)]
-    for n in range(items):
+    shape = {
+        "width": args.size,
+        "height": args.size,
+        "frames": args.frames,
+        "num_steps": args.steps,
+    }
+    prompts = [service.create_prompt(f"prompt {n}", video) for n in range(args.items * args.runs)]
+    for n in range(args.items):
         weights = {"vis": 0.5} if n % 2 else {"vis": 0.4, "edge": 0.3}
-        chunk = prompts[n * runs : (n + 1) * runs]
-        service.add_job(chunk, config={"weights": weights, "seed": n, **FAST})
+        chunk = prompts[n * args.runs : (n + 1) * args.runs]
+        service.add_job(chunk, config={"weights": weights, "seed": n, **shape})
     service.close()
+    backend, device = args.backend, args.device
     runner = build_runner(url, backend_name=backend, device=device, artifacts_dir=workdir / "bk")
     try:
         return runner.run(until_idle=True)
@@ -166,20 +187,26 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--items", type=int, default=8)
     parser.add_argument("--runs", type=int, default=4)
+    parser.add_argument("--skip-latency", action="store_true", help="only the bookkeeping part")
+    parser.add_argument("--size", type=int, default=FAST["width"], help="width = height")
+    parser.add_argument("--frames", type=int, default=FAST["frames"])
+    parser.add_argument("--steps", type=int, default=FAST["num_steps"])
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="bench-runner-"))
-    pg = fresh_postgres(args.postgres)
-    try:
-        decided, observed = claim_latency(pg, args.jobs, workdir)
-    finally:
-        drop_postgres(args.postgres, pg)
-    print(describe("event -> claim decided, PostgreSQL LISTEN/NOTIFY", decided))
-    print(describe("event -> claim committed+observed, PostgreSQL", observed))
-    sqlite = f"sqlite:///{workdir / 'bench.sqlite3'}"
-    migrate(sqlite)
-    decided, observed = claim_latency(sqlite, args.jobs, workdir)
-    print(describe("event -> claim decided, SQLite polling (0.2 s)", decided))
-    print(describe("event -> claim committed+observed, SQLite", observed))
+    if not args.skip_latency:
+        pg = fresh_postgres(args.postgres)
+        try:
+            decided, observed = claim_latency(pg, args.jobs, workdir)
+        finally:
+            drop_postgres(args.postgres, pg)
+        print(describe("event -> claim decided, PostgreSQL LISTEN/NOTIFY", decided))
+        print(describe("event -> claim committed+observed, PostgreSQL", observed))
+        sqlite = f"sqlite:///{workdir / 'bench.sqlite3'}"
+        migrate(sqlite)
+        decided, observed = claim_latency(sqlite, args.jobs, workdir)
+        print(describe("event -> claim decided, SQLite polling (0.2 s)", decided))
+        print(describe("event -> claim committed+observed, SQLite", observed))
+    video = input_video(workdir, args.size, args.frames)
     for label in ("PostgreSQL", "SQLite"):
         url = (
             fresh_postgres(args.postgres)
@@ -188,7 +215,7 @@ def main() -> None:
         )
         migrate(url)
         try:
-            summary = bookkeeping(url, args.backend, args.device, args.items, args.runs, workdir)
+            summary = bookkeeping(url, args, workdir, video)
         finally:
             if label == "PostgreSQL":
                 drop_postgres(args.postgres, url)
@@ -197,7 +224,8 @@ def main() -> None:
             f"bookkeeping, {label}, backend {args.backend} on {args.device}: "
             f"{summary['bookkeeping_seconds'] / batches * 1000:.1f} ms per batch vs "
             f"{summary['backend_seconds'] / batches * 1000:.1f} ms in run_batch -> share "
-            f"{summary['bookkeeping_share'] * 100:.2f}% ({batches} batches of {args.runs} runs)"
+            f"{summary['bookkeeping_share'] * 100:.2f}% ({batches} batches of {args.runs} runs, "
+            f"{args.size}x{args.size}x{args.frames}, {args.steps} steps)"
         )
 
 

@@ -50,7 +50,7 @@ def build_batch_input(
     )
     options = dict(item.options)
     if item.job_type == "upscale":
-        options["source_outputs"] = latest_outputs(
+        options["source_videos"] = latest_outputs(
             store, set(item.prompt_ids), options.get("source_job_id")
         )
     return BatchInput(

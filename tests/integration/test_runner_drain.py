@@ -141,6 +141,6 @@ def test_upscale_batch_gets_the_latest_output_of_each_prompt(
         for e in events_named(read_events(database_url), "RunSucceeded")
         if e.run_id.startswith(job["id"])
     }
-    assert second.options["source_outputs"] == {pid: outputs[pid] for pid in job["prompt_ids"]}
+    assert second.options["source_videos"] == {pid: outputs[pid] for pid in job["prompt_ids"]}
     assert first.options == {}
     service.close()
