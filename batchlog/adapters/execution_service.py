@@ -265,17 +265,20 @@ class ExecutionService:
             for item in expired:
                 assert item.claim is not None
                 execution = self._execution_of(item)
-                if execution is None or execution.state != "running":
-                    continue
-                if execution.lease_expires_at > now:
+                if execution is not None and (
+                    execution.state != "running" or execution.lease_expires_at > now
+                ):
                     continue
                 try:
                     queue.requeue(item.job_id, item.claim.token, "lease-expired", None)
-                    execution.supersede(
-                        f"lease expired at {execution.lease_expires_at.isoformat()}; "
-                        f"requeued by {self.runner_id}"
-                    )
-                    self._save(queue, execution)
+                    if execution is None:  # claimed without an Execution: nothing to supersede
+                        self._save(queue)
+                    else:
+                        execution.supersede(
+                            f"lease expired at {execution.lease_expires_at.isoformat()}; "
+                            f"requeued by {self.runner_id}"
+                        )
+                        self._save(queue, execution)
                 except (IntegrityError, ClaimSupersededError):
                     break
                 reaped += 1

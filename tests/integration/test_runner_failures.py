@@ -184,3 +184,20 @@ def test_pause_stops_new_claims_while_the_running_batch_finishes(
     assert status["paused"] and [j["id"] for j in status["queued_jobs"]] == [second]
     assert summary["claimed"] == 1 and summary["finished"] == 1
     service.close()
+
+
+def test_an_expired_claim_without_an_execution_is_requeued_too(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    service = fill_queue(sqlite_url, [{"vis": 0.5}])
+    (job,) = service.get_queue_status()["queued_jobs"]
+    now = utc_now()
+    queue = service.load_queue()
+    queue.claim(job["id"], "elsewhere", "tok", now, now)  # e.g. a claim made by another tool
+    service.store.save(queue)
+    reaper = _service(sqlite_url, "reaper", tmp_path, clock=lambda: now + timedelta(seconds=1))
+    assert reaper.reap_expired() == 1
+    reaper.close()
+    (requeued,) = events_named(read_events(sqlite_url), "ItemRequeued")
+    assert (requeued.job_id, requeued.reason) == (job["id"], "lease-expired")
+    service.close()
