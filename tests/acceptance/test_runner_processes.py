@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -16,7 +19,12 @@ from batchlog.adapters.wakeup import PollingWaiter
 from batchlog.domain.jobs import ExecutionParameters
 from batchlog.runner.backend import BatchInput, BatchOutcome, RunInput, RunOutcome
 from batchlog.runner.ports import ClaimedItem
-from tests.acceptance.runner_processes import RunnerProcesses, running_item_of, wait_until
+from tests.acceptance.runner_processes import (
+    REPO_ROOT,
+    RunnerProcesses,
+    running_item_of,
+    wait_until,
+)
 from tests.fixtures.queues import events_named, fill_queue, read_events, succeeded_by_run
 
 WEIGHTS = [{"vis": 0.5}, {"edge": 0.3}, {"vis": 0.2, "edge": 0.6}, {"vis": 0.9}]
@@ -38,6 +46,17 @@ def test_drain_mode_process_exits_zero_after_running_everything(
     log = processes.log("drainer")
     summary = json.loads(log[log.index("{") :])
     assert summary["succeeded_runs"] == 8 and summary["failed_runs"] == 0
+    listed = subprocess.run(
+        [sys.executable, "-m", "batchlog", "runners", "--json", "-d", sqlite_url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        check=True,
+    )
+    (runner,) = json.loads(listed.stdout)["runners"]
+    assert runner["runner_id"] == "drainer" and runner["active"] is False
+    assert runner["job_types"] == ["inference", "batch_inference"]
 
 
 def test_killed_runner_item_is_requeued_finished_by_another_and_its_token_refused(
