@@ -12,7 +12,10 @@ from pathlib import Path
 from batchlog import QueueService
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-TEST_BACKEND = "tests.fixtures.backends:create_file_backend"
+TEST_BACKENDS = {
+    "files": "tests.fixtures.backends:create_file_backend",
+    "torch": "tests.fixtures.backends:create_delayed_torch_backend",
+}
 
 
 class RunnerProcesses:
@@ -23,7 +26,12 @@ class RunnerProcesses:
         self.started: list[subprocess.Popen[bytes]] = []
 
     def start(
-        self, url: str, runner_id: str, *options: str, delay: float = 0.0
+        self,
+        url: str,
+        runner_id: str,
+        *options: str,
+        delay: float = 0.0,
+        backend: str = "files",
     ) -> subprocess.Popen[bytes]:
         """A runner process on the test backend, logging to tmp_path/<runner_id>.log."""
         env = {
@@ -35,7 +43,7 @@ class RunnerProcesses:
         log = (self.tmp_path / f"{runner_id}.log").open("wb")
         command = [
             sys.executable, "-m", "batchlog", "runner",
-            "--backend", TEST_BACKEND,
+            "--backend", TEST_BACKENDS[backend],
             "--database-url", url,
             "--runner-id", runner_id,
             "--artifacts", str(self.tmp_path / "artifacts"),

@@ -25,7 +25,13 @@ from tests.acceptance.runner_processes import (
     running_item_of,
     wait_until,
 )
-from tests.fixtures.queues import events_named, fill_queue, read_events, succeeded_by_run
+from tests.fixtures.queues import (
+    events_named,
+    fill_queue,
+    read_events,
+    succeeded_by_run,
+    tiny_video,
+)
 
 WEIGHTS = [{"vis": 0.5}, {"edge": 0.3}, {"vis": 0.2, "edge": 0.6}, {"vis": 0.9}]
 
@@ -59,15 +65,22 @@ def test_drain_mode_process_exits_zero_after_running_everything(
     assert runner["job_types"] == ["inference", "batch_inference"]
 
 
+@pytest.mark.parametrize("backend", ["files", "torch"])
 def test_killed_runner_item_is_requeued_finished_by_another_and_its_token_refused(
-    postgres_url: str, processes: RunnerProcesses
+    postgres_url: str, processes: RunnerProcesses, tmp_path: Path, backend: str
 ) -> None:
-    service = fill_queue(postgres_url, WEIGHTS * 2, prompts_per_job=3, mode="strict", batch_size=3)
+    video = tiny_video(tmp_path / "input.gif") if backend == "torch" else ""
+    service = fill_queue(
+        postgres_url, WEIGHTS * 2, 3, mode="strict", batch_size=3, input_video=video
+    )
     all_runs = {run.run_id for item in service.load_queue().queued_in_order() for run in item.runs}
     assert len(all_runs) == 24
     common = ("--until-idle", "--lease-seconds", "1.5")
-    victim = processes.start(postgres_url, "victim", *common, delay=1.0)
-    survivors = [processes.start(postgres_url, f"survivor-{n}", *common, delay=1.0) for n in (1, 2)]
+    victim = processes.start(postgres_url, "victim", *common, delay=1.0, backend=backend)
+    survivors = [
+        processes.start(postgres_url, f"survivor-{n}", *common, delay=1.0, backend=backend)
+        for n in (1, 2)
+    ]
     held = wait_until(lambda: running_item_of(service, "victim"), 60, "the victim's first claim")
     victim.send_signal(signal.SIGKILL)
     assert victim.wait(timeout=30) == -signal.SIGKILL

@@ -1,4 +1,4 @@
-"""The runner with the real torch reference backend: a mixed queue drained on SQLite and PostgreSQL."""
+"""The runner with the real torch reference backend: strict and mixed queues, SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -12,32 +12,23 @@ pytest.importorskip("batchlog.adapters.inference.torch_backend")
 
 from batchlog import QueueService
 from batchlog.adapters.bootstrap import build_runner
-from tests.fixtures.queues import FAST, events_named, read_events, succeeded_by_run
+from tests.fixtures.queues import FAST, events_named, read_events, succeeded_by_run, tiny_video
 
 pytestmark = pytest.mark.torch
 
 
-def _tiny_video(path: Path) -> str:
-    import imageio.v3 as iio
-    import numpy as np
-
-    frames = np.stack([np.full((16, 16, 3), 40 * n, dtype=np.uint8) for n in range(FAST["frames"])])
-    frames[:, 4:12, 4:12, 0] = 255
-    iio.imwrite(path, frames, extension=".gif")
-    return str(path)
-
-
-def test_torch_backend_drains_a_mixed_queue_with_verified_outputs(
-    database_url: str, tmp_path: Path
+@pytest.mark.parametrize("mode", ["strict", "mixed"])
+def test_torch_backend_drains_a_reorganized_queue_with_verified_outputs(
+    database_url: str, tmp_path: Path, mode: str
 ) -> None:
-    video = _tiny_video(tmp_path / "input.gif")
+    video = tiny_video(tmp_path / "input.gif")
     service = QueueService(database_url, actor="tester")
     weights = [{"vis": 0.5}, {"edge": 0.4}, {"vis": 0.2, "edge": 0.7}]
     for index, w in enumerate(weights):
         prompts = [service.create_prompt(f"a red square {index}-{n}", video) for n in range(2)]
         service.add_job(prompts, config={"weights": w, "seed": index, **FAST})
     service.set_queue_paused(True)
-    assert service.analyze_queue_for_smart_batching(mix_controls=True)
+    assert service.analyze_queue_for_smart_batching(mix_controls=mode == "mixed")
     service.execute_smart_batches()
     service.set_queue_paused(False)
     planned_runs = sum(job["runs"] for job in service.get_queue_status()["queued_jobs"])
