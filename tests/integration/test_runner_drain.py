@@ -11,6 +11,7 @@ import pytest
 from batchlog.adapters.bootstrap import build_runner
 from batchlog.adapters.runner_status import runner_overview
 from batchlog.adapters.store import open_store
+from batchlog.domain.errors import ValidationError
 from tests.fixtures.backends import FileBackend
 from tests.fixtures.queues import events_named, fill_queue, read_events, succeeded_by_run
 
@@ -144,3 +145,21 @@ def test_upscale_batch_gets_the_latest_output_of_each_prompt(
     assert second.options["source_videos"] == {pid: outputs[pid] for pid in job["prompt_ids"]}
     assert first.options == {}
     service.close()
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        ({"device": "gpu"}, "device"),
+        ({"backend_name": "tensorflow"}, "backend"),
+        ({"lease_seconds": 0}, "lease_seconds"),
+        ({"max_attempts": 0}, "max_attempts"),
+    ],
+)
+def test_bad_runner_options_name_the_field_and_append_nothing(
+    sqlite_url: str, tmp_path: Path, options: dict, field: str
+) -> None:
+    with pytest.raises(ValidationError) as raised:
+        build_runner(sqlite_url, artifacts_dir=tmp_path, **options)
+    assert raised.value.field == field
+    assert read_events(sqlite_url) == []
