@@ -148,6 +148,7 @@ class Runner:
         self.device = str(getattr(backend, "device", device))
         self._loaded = False
         self._closed = False
+        self._release_now = threading.Event()
 
     @property
     def runner_id(self) -> str:
@@ -188,6 +189,10 @@ class Runner:
             self.store.retire({k: v for k, v in result.items() if k != "batches"})
         progress({"event": "stopped", **{k: v for k, v in result.items() if k != "batches"}})
         return result
+
+    def release_now(self) -> None:
+        """Stop waiting for the current batch: release it at once (a second SIGTERM/SIGINT)."""
+        self._release_now.set()
 
     def close(self) -> None:
         """Release the backend and the store."""
@@ -319,7 +324,8 @@ class Runner:
             worker.join(0.05 if deadline is None else 0.01)
             if stop.is_set() and deadline is None:
                 deadline = time.monotonic() + self.config.grace_seconds
-            if deadline is not None and worker.is_alive() and time.monotonic() >= deadline:
+            overdue = deadline is not None and time.monotonic() >= deadline
+            if worker.is_alive() and (overdue or self._release_now.is_set()):
                 return None
         return holder.get("outcome"), holder.get("error")
 

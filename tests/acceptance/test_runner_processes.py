@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -132,23 +133,36 @@ def test_killed_runner_item_is_requeued_finished_by_another_and_its_token_refuse
     service.close()
 
 
-@pytest.mark.parametrize("grace", ["0.3", "30"])
+@pytest.mark.parametrize(
+    ("grace", "delay", "signals", "expected"),
+    [
+        ("0.3", 5.0, 1, "released"),  # the batch outlasts the grace period
+        ("30", 1.0, 1, "finished"),  # the batch ends within it
+        ("30", 30.0, 2, "released"),  # a second signal releases at once
+    ],
+)
 def test_sigterm_releases_or_finishes_the_current_item(
-    sqlite_url: str, processes: RunnerProcesses, grace: str
+    sqlite_url: str,
+    processes: RunnerProcesses,
+    grace: str,
+    delay: float,
+    signals: int,
+    expected: str,
 ) -> None:
     service = fill_queue(sqlite_url, [{"vis": 0.5}, {"edge": 0.5}])
     first, second = (job["id"] for job in service.get_queue_status()["queued_jobs"])
-    delay = 5.0 if grace == "0.3" else 1.0
     process = processes.start(sqlite_url, "term", "--grace-seconds", grace, delay=delay)
     wait_until(lambda: running_item_of(service, "term"), 60, "the first claim")
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=60) == 0, processes.log("term")
+    for _ in range(signals):
+        process.send_signal(signal.SIGTERM)
+        time.sleep(0.2)
+    assert process.wait(timeout=25) == 0, processes.log("term")
 
     events = read_events(sqlite_url)
     assert [c.job_id for c in events_named(events, "ItemClaimed")] == [first]
     status = service.get_queue_status()
     assert status["running"] == []
-    if grace == "0.3":
+    if expected == "released":
         (released,) = events_named(events, "ItemRequeued")
         assert (released.job_id, released.reason) == (first, "released")
         assert events_named(events, "Superseded") and not events_named(events, "Finished")

@@ -71,7 +71,12 @@ def runner_command(
     stop = threading.Event()
 
     def request_stop(signum: int, _: FrameType | None) -> None:
-        error_console.print(f"{signal.Signals(signum).name}: no new claims; finishing or releasing")
+        name = signal.Signals(signum).name
+        if stop.is_set():
+            error_console.print(f"{name} again: releasing the current item now")
+            runner.release_now()
+            return
+        error_console.print(f"{name}: no new claims; finishing the current batch or releasing it")
         stop.set()
 
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
