@@ -77,7 +77,7 @@ def test_killed_runner_item_is_requeued_finished_by_another_and_its_token_refuse
     all_runs = {run.run_id for item in service.load_queue().queued_in_order() for run in item.runs}
     assert len(all_runs) == 24
     common = ("--until-idle", "--lease-seconds", "1.5")
-    victim = processes.start(postgres_url, "victim", *common, delay=1.0, backend=backend)
+    victim = processes.start(postgres_url, "victim", *common, delay=3.0, backend=backend)
     survivors = [
         processes.start(postgres_url, f"survivor-{n}", *common, delay=1.0, backend=backend)
         for n in (1, 2)
@@ -137,7 +137,7 @@ def test_killed_runner_item_is_requeued_finished_by_another_and_its_token_refuse
     ("grace", "delay", "signals", "expected"),
     [
         ("0.3", 5.0, 1, "released"),  # the batch outlasts the grace period
-        ("30", 1.0, 1, "finished"),  # the batch ends within it
+        ("30", 3.0, 1, "finished"),  # the batch ends within it
         ("30", 30.0, 2, "released"),  # a second signal releases at once
     ],
 )

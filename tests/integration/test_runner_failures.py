@@ -35,7 +35,14 @@ def _service(url: str, runner_id: str, tmp_path: Path, clock=utc_now) -> Executi
 
 def test_retries_back_off_exponentially_then_succeed(database_url: str, tmp_path: Path) -> None:
     fill_queue(database_url, [{"vis": 0.5}]).close()
-    summary = _drain(database_url, FileBackend(tmp_path, fail_times=2), tmp_path, max_attempts=3)
+    backend = FileBackend(tmp_path, fail_times=2)
+    runner = build_runner(
+        database_url, backend=backend, artifacts_dir=tmp_path, backoff_seconds=0.2
+    )
+    try:
+        summary = runner.run(until_idle=True)
+    finally:
+        runner.close()
     events = read_events(database_url)
     failed = events_named(events, "Failed")
     requeued = events_named(events, "ItemRequeued")
@@ -43,8 +50,9 @@ def test_retries_back_off_exponentially_then_succeed(database_url: str, tmp_path
     assert [f.retryable for f in failed] == [True, True]
     assert [r.reason for r in requeued] == ["failure", "failure"]
     assert [c.attempt for c in claims] == [1, 2, 3]
-    delays = [r.not_before - c.claimed_at for r, c in zip(requeued, claims, strict=False)]
-    assert delays[1] > delays[0]  # 0.05 s, then 0.1 s (plus the time the batch took)
+    # not_before = failure time + 0.2 s, then + 0.4 s; the event is made a moment later.
+    delays = [(r.not_before - r.timestamp).total_seconds() for r in requeued]
+    assert 0 < delays[0] <= 0.2 < delays[1] <= 0.4
     for requeue, next_claim in zip(requeued, claims[1:], strict=True):
         assert next_claim.claimed_at >= requeue.not_before
     assert len(events_named(events, "Finished")) == 1
