@@ -15,6 +15,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 TEST_BACKENDS = {
     "files": "tests.fixtures.backends:create_file_backend",
     "torch": "tests.fixtures.backends:create_delayed_torch_backend",
+    "torch-cli": "torch",
 }
 
 

@@ -44,11 +44,13 @@ def processes(tmp_path: Path) -> Iterator[RunnerProcesses]:
     started.stop_all()
 
 
+@pytest.mark.parametrize("backend", ["files", "torch-cli"])
 def test_drain_mode_process_exits_zero_after_running_everything(
-    sqlite_url: str, processes: RunnerProcesses
+    sqlite_url: str, processes: RunnerProcesses, tmp_path: Path, backend: str
 ) -> None:
-    fill_queue(sqlite_url, WEIGHTS, prompts_per_job=2, mode="mixed").close()
-    process = processes.start(sqlite_url, "drainer", "--until-idle", "--json")
+    video = tiny_video(tmp_path / "input.gif") if backend != "files" else ""
+    fill_queue(sqlite_url, WEIGHTS, prompts_per_job=2, mode="mixed", input_video=video).close()
+    process = processes.start(sqlite_url, "drainer", "--until-idle", "--json", backend=backend)
     assert process.wait(timeout=120) == 0, processes.log("drainer")
     log = processes.log("drainer")
     summary = json.loads(log[log.index("{") :])
@@ -63,7 +65,8 @@ def test_drain_mode_process_exits_zero_after_running_everything(
     )
     (runner,) = json.loads(listed.stdout)["runners"]
     assert runner["runner_id"] == "drainer" and runner["active"] is False
-    assert runner["job_types"] == ["inference", "batch_inference"]
+    expected = ["inference", "batch_inference"] + (["upscale"] if backend != "files" else [])
+    assert runner["job_types"] == expected
 
 
 @pytest.mark.parametrize("backend", ["files", "torch"])
