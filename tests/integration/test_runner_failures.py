@@ -209,3 +209,34 @@ def test_an_expired_claim_without_an_execution_is_requeued_too(
     (requeued,) = events_named(read_events(sqlite_url), "ItemRequeued")
     assert (requeued.job_id, requeued.reason) == (job["id"], "lease-expired")
     service.close()
+
+
+def test_lease_is_extended_while_a_long_batch_runs_so_no_reaper_takes_it(
+    database_url: str, tmp_path: Path
+) -> None:
+    fill_queue(database_url, [{"vis": 0.5}]).close()
+    reaper = _service(database_url, "reaper", tmp_path)
+    done = threading.Event()
+    reaped: list[int] = []
+
+    def keep_reaping() -> None:
+        while not done.wait(0.2):
+            reaped.append(reaper.reap_expired())
+
+    watcher = threading.Thread(target=keep_reaping)
+    watcher.start()
+    try:
+        summary = _drain(
+            database_url, FileBackend(tmp_path, delay_seconds=3.0), tmp_path, lease_seconds=2
+        )
+    finally:
+        done.set()
+        watcher.join(30)
+        reaper.close()
+    events = read_events(database_url)
+    extended = events_named(events, "LeaseExtended")
+    assert len(extended) >= 2
+    leases = [e.lease_expires_at for e in extended]
+    assert leases == sorted(leases)
+    assert sum(reaped) == 0 and not events_named(events, "ItemRequeued")
+    assert summary["finished"] == 1 and len(events_named(events, "Finished")) == 1
