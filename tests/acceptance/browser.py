@@ -108,3 +108,15 @@ def screenshot(page, name: str) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def write_scene(path: Path, frames: int = 4, size: int = 16) -> Path:
+    """A tiny real video: a bright square moving across a dark frame."""
+    import imageio.v2 as imageio
+    import numpy as np
+
+    video = np.zeros((frames, size, size, 3), dtype=np.uint8)
+    for index in range(frames):
+        video[index, 4:10, 2 + 2 * index : 8 + 2 * index] = 220
+    imageio.mimwrite(path, list(video), fps=8, macro_block_size=1)
+    return path

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.acceptance.browser import free_port
+from tests.acceptance.browser import free_port, write_scene
 
 ROOT = Path(__file__).resolve().parents[2]
 STALE = "Error: Analysis is stale - queue has changed. Please re-analyze."
@@ -236,3 +236,48 @@ def test_ui_serves_on_loopback_and_checks_credentials_when_given(cli: Cli) -> No
         except subprocess.TimeoutExpired:
             process.kill()
             process.communicate()
+
+
+def _stop(process: subprocess.Popen[str]) -> tuple[int, str]:
+    process.terminate()
+    try:
+        _, err = process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        _, err = process.communicate()
+    return process.returncode, err
+
+
+def test_ui_with_runner_runs_the_queue_and_stops_cleanly_on_sigterm(
+    cli: Cli, tmp_path: Path
+) -> None:
+    scene = write_scene(tmp_path / "scene.mp4")
+    prompt = cli.run("prompts", "add", "a square drifts", "--video", str(scene)).stdout.strip()
+    small = '{"weights": {"vis": 0.5}, "num_steps": 2, "width": 16, "height": 16, "frames": 2}'
+    job = cli.run("add", prompt, "--config", small).stdout.strip()
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "batchlog", "ui", "--port", str(port), "--with-runner"],
+        env=cli.env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _wait_for_http(f"http://127.0.0.1:{port}/", process)
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            status = cli.json("status")
+            if not status["queued_jobs"] and not status["running"]:
+                break
+            time.sleep(0.5)
+        else:
+            raise AssertionError(f"the hosted runner did not take {job}: {status}")
+    finally:
+        code, err = _stop(process)
+    assert code == 0, err
+    runners = cli.json("runners")["runners"]
+    assert len(runners) == 1 and runners[0]["active"] is False
+    outputs = list((tmp_path / "data" / "artifacts").rglob("*.mp4"))
+    assert outputs, "the hosted runner wrote no output video"

@@ -27,6 +27,7 @@ from tests.acceptance.browser import (
     serve_ui,
     text_of,
     wait_until,
+    write_scene,
 )
 
 pytestmark = [
@@ -140,18 +141,6 @@ def analyze_in_page(page: Any, store: QueueService, mode: str) -> str:
 
     wait_until(shown, what=f"{mode} analysis in the page")
     return text_of(page, "bl-preview")
-
-
-def write_scene(path: Path, frames: int = 4, size: int = 16) -> Path:
-    """A tiny real video: a bright square moving across a dark frame."""
-    import imageio.v2 as imageio
-    import numpy as np
-
-    video = np.zeros((frames, size, size, 3), dtype=np.uint8)
-    for index in range(frames):
-        video[index, 4:10, 2 + 2 * index : 8 + 2 * index] = 220
-    imageio.mimwrite(path, list(video), fps=8, macro_block_size=1)
-    return path
 
 
 def queue_ids(service: QueueService) -> list[str]:
@@ -406,7 +395,6 @@ def test_resume_and_watch_a_hosted_runner_finish_a_batch(
     outside_requests: list[str],
 ) -> None:
     from batchlog.adapters.bootstrap import build_runner
-
     from batchlog.adapters.ui.hosted_runner import HostedRunner
 
     scene = write_scene(tmp_path / "scene.mp4")

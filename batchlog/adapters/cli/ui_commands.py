@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import signal
 from typing import Any
 
 import typer
@@ -51,14 +52,13 @@ def resolve_auth(host: str, auth_flag: str | None, settings: Settings) -> tuple[
     )
 
 
+def _interrupt(signum: int, _frame: Any) -> None:
+    """SIGTERM stops the server like Ctrl-C does, so the hosted runner is stopped cleanly."""
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def _hosted_runner(settings: Settings, queue_name: str, backend: str, device: str) -> Any:
-    try:
-        from batchlog.adapters.bootstrap import build_runner  # type: ignore[attr-defined]
-    except ImportError:
-        raise BatchlogError(
-            "--with-runner needs the runner (batchlog.adapters.bootstrap.build_runner), "
-            "which this build does not have yet."
-        ) from None
+    from batchlog.adapters.bootstrap import build_runner
     from batchlog.adapters.ui.hosted_runner import HostedRunner
 
     runner = build_runner(
@@ -67,6 +67,7 @@ def _hosted_runner(settings: Settings, queue_name: str, backend: str, device: st
         device=device,
         artifacts_dir=settings.data_dir / "artifacts",
         queue_name=queue_name,
+        settings=settings,
     )
     return HostedRunner(runner)
 
@@ -98,6 +99,7 @@ def ui_command(
     from batchlog.adapters.ui.app import build_app, launch
 
     hosted = None
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         with user_errors():
             if with_runner:
