@@ -88,5 +88,5 @@ def wire(panel: BatchingPanel, live: LiveView) -> None:
         return updates
 
     common = [live.analysis, live.selected_job]
-    panel.analyze.click(analyze, [panel.mode, *common], outputs)
-    panel.execute.click(execute, common, outputs)
+    panel.analyze.click(analyze, [panel.mode, *common], outputs, queue=False)
+    panel.execute.click(execute, common, outputs, queue=False)

@@ -154,12 +154,15 @@ def wire(tab: QueueTab, live: LiveView) -> None:
         return live.after_action(outcome, analysis, selected)
 
     outputs = live.action_outputs
-    tab.paused.input(toggle_pause, [tab.paused, *common], outputs)
-    tab.set_batch_size.click(set_size, [tab.batch_size, *common], outputs)
-    tab.batch_size.submit(set_size, [tab.batch_size, *common], outputs)
-    tab.cancel.click(cancel, common, outputs)
+    tab.paused.input(toggle_pause, [tab.paused, *common], outputs, queue=False)
+    tab.set_batch_size.click(set_size, [tab.batch_size, *common], outputs, queue=False)
+    tab.batch_size.submit(set_size, [tab.batch_size, *common], outputs, queue=False)
+    tab.cancel.click(cancel, common, outputs, queue=False)
     form = [tab.prompt_ids, tab.job_type, *tab.weights, tab.num_steps, tab.seed, tab.priority]
-    tab.add.click(add, [*form, *common], outputs)
+    tab.add.click(add, [*form, *common], outputs, queue=False)
     tab.create_prompt.click(
-        create_prompt, [tab.prompt_text, tab.depth_input, tab.seg_input, *common], outputs
+        create_prompt,
+        [tab.prompt_text, tab.depth_input, tab.seg_input, *common],
+        outputs,
+        queue=False,
     )
