@@ -162,8 +162,8 @@ def test_a_branch_whose_weights_are_all_zero_contributes_exactly_zero(
     backend: TorchBackend,
 ) -> None:
     model, generator = backend.model, torch.Generator().manual_seed(3)
-    latents = torch.randn(2, 12, 2, 8, 8, generator=generator)
-    hints = {c: torch.randn(2, 12, 2, 8, 8, generator=generator) for c in ("vis", "depth")}
+    latents = torch.randn(2, 48, 2, 4, 4, generator=generator)
+    hints = {c: torch.randn(2, 48, 2, 4, 4, generator=generator) for c in ("vis", "depth")}
     text = model.encode_text(["a", "b"], torch.device("cpu"))
     with torch.inference_mode():
         embedded = model.embed_hints(hints)
@@ -265,6 +265,17 @@ def test_gif_and_png_folder_inputs_are_resized_to_the_batch_size(
     ]
     videos = outputs(backend, runs, tmp_path)
     assert {tuple(v.shape) for v in videos.values()} == {(4, 32, 32, 3)}
+
+
+def test_a_resolution_with_an_odd_latent_grid_is_padded_and_cropped(
+    backend: TorchBackend, media, tmp_path: Path
+) -> None:
+    batch = replace(
+        make_batch([make_run(media, 0, {"vis": 0.5})], tmp_path),
+        parameters=replace(PARAMETERS, width=40, height=24),
+    )
+    (video,) = backend.generate(batch).videos.values()
+    assert tuple(video.shape) == (4, 24, 40, 3)
 
 
 def test_vis_blurs_and_edge_finds_the_edge_of_a_step() -> None:

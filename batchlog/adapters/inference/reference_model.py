@@ -8,7 +8,7 @@ copies of the first blocks fed with the control's hint — whose outputs are add
 stream after those blocks, each scaled by a per-sample weight tensor of shape [B]. A branch whose
 weights are all zero is not computed; a sample with weight 0 gets exactly +0.0 from it.
 
-Weights are initialized deterministically from a fixed seed (no download, about 1.5 M
+Weights are initialized deterministically from a fixed seed (no download, about 1.6 M
 parameters); every operation is per sample, so a sample's result does not depend on its batch.
 """
 
@@ -192,18 +192,22 @@ class ReferenceDenoiser(nn.Module):
         return TextContext(tokens, mask, pooled)
 
     def patchify(self, latents: torch.Tensor) -> torch.Tensor:
-        """[B, C, F, h, w] -> [B, F*(h/p)*(w/p), C*p*p] space-time patch tokens."""
+        """[B, C, F, h, w] -> [B, F*ceil(h/p)*ceil(w/p), C*p*p] tokens (edges padded by replication)."""
         b, c, f, h, w = latents.shape
         p = self.config.patch
+        if h % p or w % p:
+            latents = F.pad(latents, (0, -w % p, 0, -h % p, 0, 0), mode="replicate")
+            h, w = latents.shape[-2:]
         x = latents.reshape(b, c, f, h // p, p, w // p, p)
         return x.permute(0, 2, 3, 5, 1, 4, 6).reshape(b, f * (h // p) * (w // p), c * p * p)
 
     def unpatchify(self, tokens: torch.Tensor, shape: torch.Size) -> torch.Tensor:
-        """The inverse of patchify."""
+        """The inverse of patchify (padding cropped off)."""
         b, c, f, h, w = shape
         p = self.config.patch
-        x = tokens.reshape(b, f, h // p, w // p, c, p, p)
-        return x.permute(0, 4, 1, 2, 5, 3, 6).reshape(b, c, f, h, w)
+        hp, wp = -(-h // p), -(-w // p)
+        x = tokens.reshape(b, f, hp, wp, c, p, p)
+        return x.permute(0, 4, 1, 2, 5, 3, 6).reshape(b, c, f, hp * p, wp * p)[..., :h, :w]
 
     def embed_hints(self, hints: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Control hint latents [B, C, F, h, w] -> hint token embeddings, once per invocation."""
@@ -256,7 +260,7 @@ def _sinusoid(value: float, width: int, device: torch.device, dtype: torch.dtype
 
 @lru_cache(maxsize=32)
 def _positions_cpu(shape: tuple[int, int, int], width: int, patch: int) -> torch.Tensor:
-    f, h, w = shape[0], shape[1] // patch, shape[2] // patch
+    f, h, w = shape[0], -(-shape[1] // patch), -(-shape[2] // patch)
     third = (width // 6) * 2
     grids = torch.meshgrid(
         torch.arange(f, dtype=torch.float64),

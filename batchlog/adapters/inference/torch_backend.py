@@ -124,6 +124,7 @@ class TorchBackend:
         self._model: ReferenceDenoiser | None = None
         self._codec: LatentCodec | None = None
         self._upscaler: ReferenceUpscaler | None = None
+        self.last_timings: dict[str, float] = {}
 
     def supports(self, job_type: str) -> bool:
         """inference, batch_inference and upscale; not enhancement (no prompt upsampler here)."""
@@ -160,6 +161,7 @@ class TorchBackend:
             )
         self.load()
         started = time.perf_counter()
+        self.last_timings = {}
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
         try:
@@ -195,6 +197,7 @@ class TorchBackend:
             frames = (video * 255.0).round().clamp(0, 255).to(torch.uint8).numpy()
             groups.setdefault((frames.shape, generation.fps[run_id]), {})[path] = frames
             paths[run_id] = path
+        started = time.perf_counter()
         try:
             for (_, fps), videos in groups.items():
                 write_videos(videos, fps)
@@ -202,15 +205,16 @@ class TorchBackend:
             raise BackendError(
                 f"writing outputs to {batch.artifacts_dir} failed: {error}"
             ) from error
+        self.last_timings["outputs"] = time.perf_counter() - started
         return paths
 
     @torch.inference_mode()
     def generate(self, batch: BatchInput) -> Generation:
         """Denoise every runnable run of an inference batch; nothing is written."""
         params = batch.parameters
-        if params.width % (2 * PATCH) or params.height % (2 * PATCH):
+        if params.width % PATCH or params.height % PATCH:
             raise BackendError(
-                f"width and height must be multiples of {2 * PATCH}", retryable=False
+                f"width and height must be multiples of {PATCH}", retryable=False
             )
         size = VideoSize(params.width, params.height, params.frames)
         controls = ordered_controls(
@@ -224,7 +228,9 @@ class TorchBackend:
                 errors[run.run_id] = problem
             else:
                 needed[run.run_id] = paths
+        started = time.perf_counter()
         decoded = load_inputs([p for paths in needed.values() for p in paths.values()], size)
+        self.last_timings["inputs"] = time.perf_counter() - started
         ok: list[RunInput] = []
         for run in batch.runs:
             if run.run_id in errors:
@@ -240,7 +246,9 @@ class TorchBackend:
                 ok.append(run)
         if not ok:
             return Generation({}, {}, errors)
+        started = time.perf_counter()
         videos = self._denoise_runs(ok, needed, decoded, controls, batch)
+        self.last_timings["model"] = time.perf_counter() - started
         fps = {run.run_id: float(params.fps) for run in ok}
         return Generation(videos, fps, errors)
 
