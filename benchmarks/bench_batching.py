@@ -39,7 +39,7 @@ from batching_workload import (
 
 from batchlog.adapters.inference.torch_backend import TorchBackend
 
-FULL_SIZES = "32x32x4:4,64x64x8:4"
+FULL_SIZES = "32x32x4:4,128x128x8:8"
 QUICK_SIZES = "32x32x4:2,48x48x8:2"
 
 
