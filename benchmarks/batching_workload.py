@@ -8,7 +8,7 @@ its own.
 
 from __future__ import annotations
 
-import os
+import resource
 import statistics
 import tempfile
 import time
@@ -151,11 +151,19 @@ class Timing:
 
 def timed(call: Callable[[], object]) -> Timing:
     """Run a call and measure it. CPU time is robust to other load on a shared machine."""
-    before, started = os.times(), time.perf_counter()
+    before, started = _cpu_seconds(), time.perf_counter()
     call()
-    wall, after = time.perf_counter() - started, os.times()
-    cpu = sum(after[i] - before[i] for i in range(4))  # user, system, children user/system
-    return Timing(wall, cpu)
+    wall = time.perf_counter() - started
+    return Timing(wall, _cpu_seconds() - before)
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU seconds of this process and of its finished children (ffmpeg)."""
+    own, children = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 @dataclass

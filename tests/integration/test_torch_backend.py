@@ -302,6 +302,16 @@ def test_upscale_writes_a_larger_refined_video_of_the_source(
     assert hashlib.sha256(Path(result.output_path).read_bytes()).hexdigest() == result.sha256
 
 
+def test_bfloat16_runs_the_same_model_close_to_float32(
+    backend: TorchBackend, media, tmp_path: Path
+) -> None:
+    runs = [make_run(media, i, {"vis": 0.5, "edge": 0.5}) for i in range(2)]
+    half = create_backend(device="cpu", dtype="bfloat16")
+    low, full = half.generate(make_batch(runs, tmp_path)), outputs(backend, runs, tmp_path)
+    assert all(v.dtype == torch.float32 for v in low.videos.values())
+    assert 0.0 < max_difference(low.videos[runs[0].run_id], full[runs[0].run_id]) < 0.25
+
+
 def test_cuda_out_of_memory_becomes_backend_out_of_memory(
     backend: TorchBackend, media, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -213,9 +213,7 @@ class TorchBackend:
         """Denoise every runnable run of an inference batch; nothing is written."""
         params = batch.parameters
         if params.width % PATCH or params.height % PATCH:
-            raise BackendError(
-                f"width and height must be multiples of {PATCH}", retryable=False
-            )
+            raise BackendError(f"width and height must be multiples of {PATCH}", retryable=False)
         size = VideoSize(params.width, params.height, params.frames)
         controls = ordered_controls(
             set(batch.controls) | {c for run in batch.runs for c, w in run.weights.items() if w > 0}
@@ -273,7 +271,7 @@ class TorchBackend:
                 for r in runs
             ]
             video = torch.stack(stack).to(self.device).permute(0, 4, 1, 2, 3)
-            return video.to(self.dtype) / 255.0
+            return video.float() / 255.0  # control maps are computed in float32
 
         weights = {
             c: torch.tensor([r.weights.get(c, 0.0) for r in runs], device=self.device)
@@ -287,7 +285,9 @@ class TorchBackend:
                 maps["vis"] = vis_map(source, params.blur_strength)
             if "edge" in active:
                 maps["edge"] = edge_map(source, params.canny_threshold)
-        hints = model.embed_hints({c: self._codec.encode(m * 2.0 - 1.0) for c, m in maps.items()})
+        hints = model.embed_hints(
+            {c: self._codec.encode(m * 2.0 - 1.0).to(self.dtype) for c, m in maps.items()}
+        )
         cond = model.encode_text([r.prompt_text for r in runs], self.device)
         negative = model.encode_text([params.negative_prompt], self.device)
         b = len(runs)
@@ -307,7 +307,7 @@ class TorchBackend:
                 torch.randn(latent_shape, generator=torch.Generator().manual_seed(r.seed))
                 for r in runs
             ]
-        ).to(self.device, self.dtype)
+        ).to(self.device)
         latents = denoise(
             model,
             noise,
@@ -329,6 +329,7 @@ class TorchBackend:
         scale = batch.options.get("scale", 2)
         if scale not in (2, 3, 4):
             raise BackendError(f"upscale scale is {scale!r}; allowed: 2, 3, 4", retryable=False)
+        scale = int(scale)
         weight = float(batch.options.get("upscale_weight", 0.5))
         sources: Mapping[str, str] = batch.options.get("source_videos") or {}
         videos, fps, errors = {}, {}, {}
