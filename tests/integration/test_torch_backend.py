@@ -21,6 +21,7 @@ from batchlog.adapters.inference.torch_backend import TorchBackend, create_backe
 from batchlog.domain.config import default_parameters
 from batchlog.domain.errors import ValidationError
 from batchlog.runner.backend import (
+    BackendError,
     BackendOutOfMemoryError,
     BatchInput,
     InferenceBackend,
@@ -312,12 +313,39 @@ def test_bfloat16_runs_the_same_model_close_to_float32(
     assert 0.0 < max_difference(low.videos[runs[0].run_id], full[runs[0].run_id]) < 0.25
 
 
-def test_cuda_out_of_memory_becomes_backend_out_of_memory(
-    backend: TorchBackend, media, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    "error",
+    [
+        torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+        RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 9 GB"),
+    ],
+)
+def test_out_of_memory_becomes_backend_out_of_memory(
+    backend: TorchBackend, media, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: Exception
 ) -> None:
     def out_of_memory(batch: BatchInput):
-        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        raise error
 
     monkeypatch.setattr(backend, "generate", out_of_memory)
     with pytest.raises(BackendOutOfMemoryError, match="did not fit"):
         backend.run_batch(make_batch([make_run(media, 0, {"vis": 0.5})], tmp_path))
+
+
+def test_other_torch_errors_fail_the_batch_as_retryable(
+    backend: TorchBackend, media, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(batch: BatchInput):
+        raise RuntimeError("a kernel failed")
+
+    monkeypatch.setattr(backend, "generate", broken)
+    with pytest.raises(BackendError, match="a kernel failed") as raised:
+        backend.run_batch(make_batch([make_run(media, 0, {"vis": 0.5})], tmp_path))
+    assert raised.value.retryable and not isinstance(raised.value, BackendOutOfMemoryError)
+
+
+def test_an_unsupported_job_type_is_refused_for_good(
+    backend: TorchBackend, media, tmp_path: Path
+) -> None:
+    with pytest.raises(BackendError, match="enhancement") as raised:
+        backend.run_batch(make_batch([make_run(media, 0, {})], tmp_path, "enhancement"))
+    assert not raised.value.retryable

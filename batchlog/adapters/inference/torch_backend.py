@@ -169,11 +169,19 @@ class TorchBackend:
                 self.upscale(batch) if batch.job_type == "upscale" else self.generate(batch)
             )
             written = self._write(batch, generation)
+        except (BackendError, BackendOutOfMemoryError):
+            raise
         except _OOM_ERRORS as error:
             torch.cuda.empty_cache()
             raise BackendOutOfMemoryError(
                 f"{len(batch.runs)} runs did not fit on {self.device}: {error}"
             ) from error
+        except RuntimeError as error:
+            if "can't allocate memory" in str(error):  # the CPU allocator's out-of-memory
+                raise BackendOutOfMemoryError(
+                    f"{len(batch.runs)} runs did not fit in memory: {error}"
+                ) from error
+            raise BackendError(f"the torch backend failed: {error}") from error
         seconds = time.perf_counter() - started
         share = seconds / max(1, len(batch.runs))
         outcomes = []
