@@ -179,6 +179,11 @@ def test_a_branch_whose_weights_are_all_zero_contributes_exactly_zero(
         )
     assert torch.equal(with_zero, without)
     assert max_difference(depth_on, without) > 1e-3
+    vis = torch.tensor([0.5, 0.7])
+    assert torch.equal(
+        model.prior(hints, {"vis": vis, "depth": torch.zeros(2)}),
+        model.prior({"vis": hints["vis"]}, {"vis": vis}),
+    )
 
 
 def test_changing_one_samples_weight_changes_only_that_sample(

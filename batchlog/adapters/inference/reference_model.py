@@ -5,8 +5,10 @@ space-time patch tokens, a stack of transformer blocks (self-attention over all 
 cross-attention to the prompt's text tokens, adaLN modulation by noise level and pooled text)
 predicts the denoised latent, and each control (vis, edge, depth, seg) has its own branch —
 copies of the first blocks fed with the control's hint — whose outputs are added to the main
-stream after those blocks, each scaled by a per-sample weight tensor of shape [B]. A branch whose
-weights are all zero is not computed; a sample with weight 0 gets exactly +0.0 from it.
+stream after those blocks, each scaled by a per-sample weight tensor of shape [B]. The clean
+latent is predicted as a control prior (the weighted blend of the controls' hint latents) plus
+what the network adds. A branch whose weights are all zero is not computed; a sample with weight
+0 gets exactly +0.0 from it.
 
 Weights are initialized deterministically from a fixed seed (no download, about 1.6 M
 parameters); every operation is per sample, so a sample's result does not depend on its batch.
@@ -218,6 +220,26 @@ class ReferenceDenoiser(nn.Module):
             embedded[name] = branch.hint_embed(self.patchify(hint))
         return embedded
 
+    @staticmethod
+    def prior(
+        hint_latents: Mapping[str, torch.Tensor], weights: Mapping[str, torch.Tensor]
+    ) -> torch.Tensor | None:
+        """The control prior: sum of w_c * hint_c over controls, over max(1, sum of w_c), per sample.
+
+        The denoiser predicts the clean latent as this prior plus what the network adds, so the
+        output follows its controls as strongly as their weights say; a zero weight adds +0.0.
+        """
+        total: torch.Tensor | None = None
+        weight_sum: torch.Tensor | None = None
+        for name in ordered_controls(hint_latents):
+            w = weights[name].to(hint_latents[name].dtype).view(-1, 1, 1, 1, 1)
+            term = w * hint_latents[name]
+            total = term if total is None else total + term
+            weight_sum = w if weight_sum is None else weight_sum + w
+        if total is None or weight_sum is None:
+            return None
+        return total / weight_sum.clamp(min=1.0)
+
     def forward(
         self,
         latents: torch.Tensor,
@@ -298,6 +320,7 @@ def build_reference_model(config: ReferenceModelConfig | None = None) -> Referen
                 parameter.normal_(0.0, 1.0, generator=generator)
             else:
                 gain = 0.5 if ("modulation" in name or "outputs" in name) else 1.0
+                gain = 0.2 if name.startswith("final.") else gain  # a small residual on the prior
                 parameter.normal_(0.0, gain / math.sqrt(parameter.shape[1]), generator=generator)
     return model.eval()
 

@@ -293,9 +293,9 @@ class TorchBackend:
                 maps["vis"] = vis_map(source, params.blur_strength)
             if "edge" in active:
                 maps["edge"] = edge_map(source, params.canny_threshold)
-        hints = model.embed_hints(
-            {c: self._codec.encode(m * 2.0 - 1.0).to(self.dtype) for c, m in maps.items()}
-        )
+        hint_latents = {c: self._codec.encode(m * 2.0 - 1.0) for c, m in maps.items()}
+        hints = model.embed_hints({c: h.to(self.dtype) for c, h in hint_latents.items()})
+        active_weights = {c: weights[c] for c in active}
         cond = model.encode_text([r.prompt_text for r in runs], self.device)
         negative = model.encode_text([params.negative_prompt], self.device)
         b = len(runs)
@@ -323,8 +323,9 @@ class TorchBackend:
             cond,
             uncond,
             hints,
-            {c: weights[c] for c in active},
+            active_weights,
             params.guidance,
+            model.prior(hint_latents, active_weights),
         )
         video = (self._codec.decode(latents.float()) + 1.0) / 2.0  # [B, 3, F, H, W]
         frames = video.permute(0, 2, 3, 4, 1).to("cpu", torch.float32)
