@@ -17,7 +17,7 @@ import torch
 from batchlog.adapters.inference import create_backend as create_named_backend
 from batchlog.adapters.inference.control_maps import edge_map, vis_map
 from batchlog.adapters.inference.reference_model import build_reference_model, fingerprint
-from batchlog.adapters.inference.torch_backend import TorchBackend, create_backend
+from batchlog.adapters.inference.torch_backend import TorchBackend, create_backend, resolve_device
 from batchlog.domain.config import default_parameters
 from batchlog.domain.errors import ValidationError
 from batchlog.runner.backend import (
@@ -128,6 +128,14 @@ def test_the_backend_implements_the_protocol_and_is_registered_as_torch() -> Non
 def test_an_unknown_device_is_refused_with_the_allowed_values() -> None:
     with pytest.raises(ValidationError, match=r"device.*allowed: cpu, cuda, cuda:N, auto"):
         create_backend(device="tpu")
+
+
+def test_auto_picks_cuda_when_torch_sees_it_and_cuda_is_refused_without_one() -> None:
+    expected = "cuda:0" if torch.cuda.is_available() else "cpu"
+    assert str(resolve_device("auto")) == expected
+    if not torch.cuda.is_available():
+        with pytest.raises(ValidationError, match="no CUDA device"):
+            create_backend(device="cuda:0")
 
 
 def test_weights_are_deterministic_from_the_fixed_seed_and_a_few_megabytes() -> None:

@@ -60,9 +60,9 @@ _OOM_ERRORS: tuple[type[BaseException], ...] = tuple(
 
 
 def resolve_device(device: str) -> torch.device:
-    """cpu, cuda, cuda:N or auto (CUDA when available, else CPU) -> a torch device."""
+    """cpu, cuda, cuda:N or auto (CUDA when available, else CPU) -> a torch device with an index."""
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cpu":
         return torch.device("cpu")
     if device == "cuda" or re.fullmatch(r"cuda:\d+", device):
@@ -70,7 +70,12 @@ def resolve_device(device: str) -> torch.device:
             raise ValidationError(
                 "device", f"{device!r} asked, but torch sees no CUDA device; use cpu or auto"
             )
-        return torch.device(device)
+        index = int(device[5:] or torch.cuda.current_device())
+        if index >= torch.cuda.device_count():
+            raise ValidationError(
+                "device", f"{device!r}: torch sees {torch.cuda.device_count()} CUDA device(s)"
+            )
+        return torch.device("cuda", index)
     raise ValidationError("device", f"{device!r} is unknown; allowed: cpu, cuda, cuda:N, auto")
 
 
