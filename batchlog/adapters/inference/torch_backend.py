@@ -144,6 +144,18 @@ class TorchBackend:
         self._model = build_reference_model(self.model_config).to(self.device, self.dtype)
         self._codec = LatentCodec().to(self.device)
         self._upscaler = ReferenceUpscaler().to(self.device, self.dtype)
+        self._warm_up()
+
+    @torch.inference_mode()
+    def _warm_up(self) -> None:
+        """One tiny forward with every branch, so one-time kernel set-up is paid in load()."""
+        assert self._model is not None
+        latents = torch.zeros(2, LATENT_CHANNELS, 1, 2, 2, device=self.device, dtype=self.dtype)
+        text = self._model.encode_text(["", ""], self.device)
+        hints = self._model.embed_hints({c: latents for c in CONTROLS})
+        self._model(
+            latents, 0.0, text, hints, {c: torch.ones(2, device=self.device) for c in CONTROLS}
+        )
 
     def close(self) -> None:
         """Drop the models and, on CUDA, the cached device memory."""
