@@ -36,7 +36,13 @@ def build() -> ResultsTab:
         job = gr.Textbox(label="Job or batch job id", elem_id="bl-results-job", scale=3)
         show_outputs = gr.Button("Show outputs", elem_id="bl-results-show", scale=1)
     outputs_note = gr.Markdown(elem_id="bl-results-note")
-    gallery = gr.Gallery(label="Output videos", columns=4, elem_id="bl-results-gallery")
+    gallery = gr.Gallery(
+        label="Output videos",
+        columns=4,
+        height=360,
+        object_fit="contain",
+        elem_id="bl-results-gallery",
+    )
     gr.Markdown("#### Estimated vs measured speedup per executed plan")
     with gr.Row():
         plans = gr.Dropdown(label="Executed plan", choices=[], elem_id="bl-plans", scale=3)
