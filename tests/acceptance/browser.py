@@ -52,6 +52,10 @@ def chromium() -> Iterator[object]:
     """Headless Debian chromium driven by Playwright's sync API."""
     from playwright.sync_api import sync_playwright
 
+    if not Path(CHROMIUM).exists():
+        raise RuntimeError(
+            f"{CHROMIUM} is missing: install Debian's package (apt-get install -y chromium)"
+        )
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:

@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import shutil
 from typing import Any
 
 import pytest
 
 from batchlog.adapters.queue_service import QueueService
 from tests.acceptance.browser import (
-    CHROMIUM,
     field,
     text_of,
     wait_until,
 )
 
-browser_marks = [
-    pytest.mark.browser,
-    pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="needs Debian chromium"),
-]
+# Never skipped: without /usr/bin/chromium (Debian's package) the browser tests fail loudly.
+browser_marks = [pytest.mark.browser]
 STALE = "Analysis is stale - queue has changed. Please re-analyze."
 
 
