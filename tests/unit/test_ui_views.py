@@ -130,3 +130,17 @@ def test_credentials_come_from_the_flag_first_then_the_settings() -> None:
 def test_malformed_credentials_are_a_validation_error(bad: str) -> None:
     with pytest.raises(ValidationError, match="user:password"):
         resolve_auth("0.0.0.0", bad, _settings())
+
+
+def test_a_long_queue_shows_its_first_rows_and_says_how_many_more() -> None:
+    job = {
+        "id": "j",
+        "position": 1,
+        "type": "upscale",
+        "runs": 1,
+        "priority": 50,
+        "status": "queued",
+    }
+    status = {"queued_jobs": [{**job, "id": f"job_{n}"} for n in range(5)], "running": []}
+    html = views.queue_table(status, limit=3)
+    assert "job_2" in html and "job_3" not in html and "… and 2 more" in html

@@ -97,7 +97,8 @@ class LiveView:
         return updates
 
     def _render(self, status: dict[str, Any], analysis: dict[str, Any] | None) -> Updates:
-        choices = [(self._job_label(job), job["id"]) for job in status["queued_jobs"]]
+        shown = status["queued_jobs"][: views.ROWS_SHOWN]
+        choices = [(self._job_label(job), job["id"]) for job in shown]
         paused = bool(status["paused"])
         # Only the choices: a tick computed before the user picked a job must not undo the pick.
         updates: Updates = {

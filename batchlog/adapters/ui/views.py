@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from html import escape
 from typing import Any
 
+ROWS_SHOWN = 200
 KEY_PARAMETERS = ("num_steps", "guidance", "sigma_max", "fps", "frames")
 BATCH_LINE = re.compile(r"^\s*Batch \d+:")
 STALE_NOTE = "Stale: the queue changed after this analysis. Re-analyze before executing."
@@ -79,12 +80,16 @@ def queue_rows(status: Mapping[str, Any]) -> list[list[Any]]:
     return rows
 
 
-def queue_table(status: Mapping[str, Any], table_id: str = "bl-queue-table") -> str:
-    """The queue as an HTML table, or a note when it is empty."""
+def queue_table(
+    status: Mapping[str, Any], table_id: str = "bl-queue-table", limit: int = ROWS_SHOWN
+) -> str:
+    """The queue as an HTML table (the first `limit` rows), or a note when it is empty."""
     rows = queue_rows(status)
     if not rows:
         return f'<p id="{table_id}" class="bl-empty">The queue is empty.</p>'
-    return _table(QUEUE_HEADERS, rows, table_id)
+    more = len(rows) - limit
+    note = f'<p class="bl-empty">… and {more} more (see <code>batchlog status</code>).</p>' if more > 0 else ""
+    return _table(QUEUE_HEADERS, rows[:limit], table_id) + note
 
 
 def preview_html(analysis: Mapping[str, Any] | None) -> str:
