@@ -88,7 +88,11 @@ def queue_table(
     if not rows:
         return f'<p id="{table_id}" class="bl-empty">The queue is empty.</p>'
     more = len(rows) - limit
-    note = f'<p class="bl-empty">… and {more} more (see <code>batchlog status</code>).</p>' if more > 0 else ""
+    note = (
+        f'<p class="bl-empty">… and {more} more (see <code>batchlog status</code>).</p>'
+        if more > 0
+        else ""
+    )
     return _table(QUEUE_HEADERS, rows[:limit], table_id) + note
 
 
