@@ -1,0 +1,337 @@
+"""The cosmos-transfer backend: runs NVIDIA Cosmos-Transfer1 on a claimed batch.
+
+For each batch it writes the controlnet spec, the batch JSONL and one constant weight map
+per run and control into a folder no other batch uses, runs the configured command as an
+argument list (never through a shell), and maps upstream's `video_<line>/output.mp4` files
+back to runs. Upstream seeds a whole invocation with one seed, so a batch whose runs carry
+different seeds is run as one invocation per seed (`seed_scope = "batch"` tells the runner
+not to merge different seeds for this backend in the first place).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from batchlog.adapters.inference.cosmos_command import CommandTemplate
+from batchlog.adapters.inference.cosmos_files import (
+    CHECKPOINT_FILES,
+    InvocationFiles,
+    collect_outputs,
+    write_invocation,
+)
+from batchlog.domain.errors import ValidationError
+from batchlog.runner.backend import (
+    BackendError,
+    BackendOutOfMemoryError,
+    BatchInput,
+    BatchOutcome,
+    RunInput,
+    RunOutcome,
+)
+
+SUPPORTED_JOB_TYPES: frozenset[str] = frozenset({"inference", "batch_inference", "upscale"})
+UPSCALE_SCALE = 3  # upstream's get_upscale_size(upscale_factor=3) is fixed
+LOG_TAIL_CHARS = 4000
+OOM_PATTERN = re.compile(
+    r"CUDA out of memory|OutOfMemoryError|CUBLAS_STATUS_ALLOC_FAILED|"
+    r"cudaErrorMemoryAllocation|CUDA error: out of memory",
+    re.IGNORECASE,
+)
+# Killed by SIGKILL without our timeout: the kernel's OOM killer (host memory).
+OOM_KILL_STATUSES: frozenset[int] = frozenset({-signal.SIGKILL, 128 + signal.SIGKILL})
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+class CosmosTransferBackend:
+    """Runs batches through an external Cosmos-Transfer1 program, one folder per batch."""
+
+    name = "cosmos-transfer"
+    # Upstream draws the noise of a whole invocation from one seed: runs with different
+    # seeds must not share a batch (this backend splits such a batch by seed if it gets one).
+    seed_scope: Literal["batch"] = "batch"
+
+    def __init__(
+        self,
+        *,
+        command: CommandTemplate,
+        artifacts_dir: Path,
+        checkpoint_dir: str | None,
+        checkpoint_paths: Mapping[str, str],
+        num_gpus: int,
+        timeout_seconds_per_run: float,
+        timeout_seconds_base: float,
+        working_dir: Path | None,
+    ) -> None:
+        self.command = command
+        self.artifacts_dir = artifacts_dir
+        self.checkpoint_dir = checkpoint_dir
+        self.checkpoint_paths = dict(checkpoint_paths)
+        self.num_gpus = num_gpus
+        self.timeout_seconds_per_run = timeout_seconds_per_run
+        self.timeout_seconds_base = timeout_seconds_base
+        self.working_dir = working_dir
+
+    def supports(self, job_type: str) -> bool:
+        """Inference, batch inference and upscale run here."""
+        return job_type in SUPPORTED_JOB_TYPES
+
+    def max_batch_size(self, job_type: str) -> int | None:
+        """The largest batch upstream accepts for a job type (upscale: 1), None if no limit."""
+        return 1 if job_type == "upscale" else None
+
+    def timeout_seconds(self, lines: int) -> float:
+        """The wall-clock limit of one invocation with this many JSONL lines."""
+        return self.timeout_seconds_base + self.timeout_seconds_per_run * lines
+
+    def load(self) -> None:
+        """Nothing stays loaded between batches: each invocation is its own process."""
+        self.artifacts_dir.mkdir(parents=True, exist_ok=True)
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+    def run_batch(self, batch: BatchInput) -> BatchOutcome:
+        """Write this batch's inputs, run upstream once per seed, map outputs to runs."""
+        if not self.supports(batch.job_type):
+            raise BackendError(
+                f"cosmos-transfer cannot run {batch.job_type!r} items; "
+                f"it runs {', '.join(sorted(SUPPORTED_JOB_TYPES))}",
+                retryable=False,
+            )
+        if not batch.runs:
+            raise BackendError("the batch has no runs", retryable=False)
+        upscale_weight = self._upscale_weight(batch)
+        if upscale_weight is None:
+            self._check_controls(batch)
+        batch_dir = self._fresh_batch_dir(batch)
+        started = time.monotonic()
+        outcomes: dict[str, RunOutcome] = {}
+        for index, (seed, runs) in enumerate(_group_by_seed(batch.runs)):
+            files = write_invocation(
+                batch_dir / f"invocation{index}-seed{seed}",
+                runs=runs,
+                controls=batch.controls,
+                parameters=batch.parameters,
+                seed=seed,
+                batch_size=1 if upscale_weight is not None else len(runs),
+                num_gpus=self.num_gpus,
+                checkpoint_dir=self.checkpoint_dir,
+                checkpoint_paths=self.checkpoint_paths,
+                upscale_weight=upscale_weight,
+            )
+            seconds = self._invoke(files, batch)
+            for outcome in collect_outputs(files, seconds):
+                outcomes[outcome.run_id] = outcome
+        return BatchOutcome(
+            runs=tuple(outcomes[run.run_id] for run in batch.runs),
+            seconds=time.monotonic() - started,
+            device=f"cosmos-transfer ({self.num_gpus} GPU{'s' if self.num_gpus > 1 else ''})",
+        )
+
+    def _upscale_weight(self, batch: BatchInput) -> float | None:
+        if batch.job_type != "upscale":
+            return None
+        scale = batch.options.get("scale", UPSCALE_SCALE)
+        if scale != UPSCALE_SCALE:
+            raise BackendError(
+                f"upscale scale {scale} is not available: Cosmos-Transfer1's upscaler only "
+                f"upscales {UPSCALE_SCALE}x; submit the job with scale={UPSCALE_SCALE}",
+                retryable=False,
+            )
+        return float(batch.options.get("upscale_weight", 0.5))
+
+    def _check_controls(self, batch: BatchInput) -> None:
+        unknown = [c for c in batch.controls if c not in CHECKPOINT_FILES or c == "upscale"]
+        if unknown or not batch.controls:
+            raise BackendError(
+                f"batch controls {list(batch.controls)} are not runnable here; "
+                "allowed: vis, edge, depth, seg (at least one)",
+                retryable=False,
+            )
+        for run in batch.runs:
+            outside = sorted(c for c, w in run.weights.items() if w > 0 and c not in batch.controls)
+            if outside:
+                raise BackendError(
+                    f"run {run.run_id} asks for {outside} but the batch computes "
+                    f"{list(batch.controls)}",
+                    retryable=False,
+                )
+
+    def _fresh_batch_dir(self, batch: BatchInput) -> Path:
+        item = _UNSAFE_NAME.sub("_", batch.item_id)[:80] or "item"
+        directory = (
+            self.artifacts_dir
+            / "cosmos-transfer"
+            / (f"{item}-attempt{batch.attempt}-{uuid.uuid4().hex}")
+        )
+        directory.mkdir(parents=True, exist_ok=False)
+        return directory
+
+    def _invoke(self, files: InvocationFiles, batch: BatchInput) -> float:
+        arguments = self.command.render(self._placeholder_values(files, batch))
+        (files.directory / "command.txt").write_text("\n".join(arguments) + "\n", encoding="utf-8")
+        stdout_path = files.directory / "stdout.log"
+        stderr_path = files.directory / "stderr.log"
+        limit = self.timeout_seconds(len(files.runs))
+        started = time.monotonic()
+        with stdout_path.open("wb") as stdout, stderr_path.open("wb") as stderr:
+            try:
+                process = subprocess.Popen(
+                    arguments,
+                    stdin=subprocess.DEVNULL,
+                    stdout=stdout,
+                    stderr=stderr,
+                    cwd=self.working_dir,
+                    start_new_session=True,
+                )
+            except OSError as error:
+                raise BackendError(
+                    f"cannot start {arguments[0]!r}: {error}; check BATCHLOG_COSMOS_COMMAND",
+                    retryable=False,
+                ) from error
+            try:
+                status = process.wait(timeout=limit)
+            except subprocess.TimeoutExpired:
+                _kill_group(process)
+                raise BackendError(
+                    f"cosmos-transfer ran past its {limit:.0f}s limit for {len(files.runs)} "
+                    f"run(s) and was stopped; logs in {files.directory}\n"
+                    + _log_tail(stdout_path, stderr_path),
+                    retryable=True,
+                ) from None
+            except BaseException:
+                _kill_group(process)
+                raise
+        seconds = time.monotonic() - started
+        if status != 0:
+            tail = _log_tail(stdout_path, stderr_path)
+            if status in OOM_KILL_STATUSES or OOM_PATTERN.search(tail):
+                raise BackendOutOfMemoryError(
+                    f"cosmos-transfer ran out of memory with {len(files.runs)} run(s) "
+                    f"(exit status {status}); logs in {files.directory}\n{tail}"
+                )
+            raise BackendError(
+                f"cosmos-transfer exited with status {status}; logs in {files.directory}\n{tail}",
+                retryable=True,
+            )
+        return seconds
+
+    def _placeholder_values(self, files: InvocationFiles, batch: BatchInput) -> dict[str, Any]:
+        parameters = batch.parameters
+        return {
+            "spec": files.spec_path,
+            "batch_jsonl": files.batch_jsonl_path,
+            "out_dir": files.out_dir,
+            "batch_size": files.batch_size,
+            "num_gpus": self.num_gpus,
+            "checkpoint_dir": self.checkpoint_dir or "",
+            "num_steps": parameters.num_steps,
+            "guidance": parameters.guidance,
+            "sigma_max": parameters.sigma_max,
+            "seed": files.seed,
+            "fps": parameters.fps,
+            "blur_strength": parameters.blur_strength,
+            "canny_threshold": parameters.canny_threshold,
+            "negative_prompt": parameters.negative_prompt,
+            "width": parameters.width,
+            "height": parameters.height,
+            "frames": parameters.frames,
+        }
+
+
+def create_backend(
+    *,
+    artifacts_dir: str | Path,
+    command: str | Sequence[str] | None = None,
+    checkpoint_dir: str | Path | None = None,
+    num_gpus: int = 1,
+    timeout_seconds_per_run: float = 1800.0,
+    timeout_seconds_base: float = 900.0,
+    checkpoint_paths: Mapping[str, str] | None = None,
+    working_dir: str | Path | None = None,
+    settings: Any = None,
+    **_: Any,
+) -> CosmosTransferBackend:
+    """Build the backend; the command and checkpoint dir default to the BATCHLOG_COSMOS_* settings."""
+    if command is None or checkpoint_dir is None:
+        if settings is None:
+            from batchlog.adapters.settings import Settings
+
+            settings = Settings.from_environment()
+        command = command if command is not None else settings.cosmos_command
+        if checkpoint_dir is None:
+            checkpoint_dir = settings.cosmos_checkpoint_dir
+    if command is None:
+        from batchlog.adapters.inference.cosmos_command import EXAMPLE_TEMPLATE
+
+        raise ValidationError(
+            "cosmos_command",
+            f"is not set; set BATCHLOG_COSMOS_COMMAND, e.g. {EXAMPLE_TEMPLATE!r}",
+        )
+    template = CommandTemplate.parse(command)
+    if "checkpoint_dir" in template.placeholders and checkpoint_dir is None:
+        raise ValidationError(
+            "cosmos_checkpoint_dir",
+            "the command uses {checkpoint_dir} but none is set; set BATCHLOG_COSMOS_CHECKPOINT_DIR",
+        )
+    if isinstance(num_gpus, bool) or not isinstance(num_gpus, int) or num_gpus < 1:
+        raise ValidationError("num_gpus", f"is {num_gpus!r}; allowed: an integer >= 1")
+    for field, value in (
+        ("timeout_seconds_per_run", timeout_seconds_per_run),
+        ("timeout_seconds_base", timeout_seconds_base),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise ValidationError(field, f"is {value!r}; allowed: a number of seconds > 0")
+    unknown = sorted(set(checkpoint_paths or {}) - set(CHECKPOINT_FILES))
+    if unknown:
+        raise ValidationError(
+            "checkpoint_paths",
+            f"unknown control {unknown[0]!r}; allowed: {', '.join(CHECKPOINT_FILES)}",
+        )
+    return CosmosTransferBackend(
+        command=template,
+        artifacts_dir=Path(artifacts_dir),
+        checkpoint_dir=str(checkpoint_dir) if checkpoint_dir is not None else None,
+        checkpoint_paths=dict(checkpoint_paths or {}),
+        num_gpus=num_gpus,
+        timeout_seconds_per_run=float(timeout_seconds_per_run),
+        timeout_seconds_base=float(timeout_seconds_base),
+        working_dir=Path(working_dir) if working_dir is not None else None,
+    )
+
+
+def _group_by_seed(runs: Sequence[RunInput]) -> list[tuple[int, tuple[RunInput, ...]]]:
+    groups: dict[int, list[RunInput]] = {}
+    for run in runs:
+        groups.setdefault(run.seed, []).append(run)
+    return [(seed, tuple(members)) for seed, members in groups.items()]
+
+
+def _log_tail(stdout_path: Path, stderr_path: Path) -> str:
+    parts = []
+    for label, path in (("stderr", stderr_path), ("stdout", stdout_path)):
+        text = path.read_bytes()[-LOG_TAIL_CHARS:].decode("utf-8", errors="replace")
+        if text.strip():
+            parts.append(f"--- {label} (tail) ---\n{text}")
+    return "\n".join(parts) or "(no output on stdout or stderr)"
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    for sig, grace in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=grace)
+            return
+        except subprocess.TimeoutExpired:
+            continue
