@@ -1,4 +1,4 @@
-"""The files one Cosmos-Transfer1 invocation reads: controlnet spec, batch JSONL, weight maps.
+"""The files of one Cosmos-Transfer1 invocation: spec, batch JSONL, weight maps, outputs.
 
 Formats (confirmed against nvidia-cosmos/cosmos-transfer1, see docs/cosmos-transfer.md):
 
