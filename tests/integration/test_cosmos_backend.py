@@ -271,6 +271,20 @@ def test_a_line_dropped_by_the_guardrail_fails_alone_and_later_outputs_stay_with
     assert (third.parent / "prompt.txt").read_text() == "prompt number 2"
 
 
+def test_outputs_that_cannot_be_attributed_fail_their_runs_instead_of_being_misassigned(tmp_path):
+    backend = backend_for(tmp_path, "--rewrite-prompts")
+    runs = [
+        run_input(0, {"vis": 0.5}, prompt="unsafe [[blocked]]"),
+        run_input(1, {"vis": 0.5}),
+    ]
+
+    outcome = backend.run_batch(batch_of(tmp_path, runs, ("vis",)))
+
+    assert [r.ok for r in outcome.runs] == [False, False]
+    assert all(r.output_path is None for r in outcome.runs)
+    assert "cannot be told apart" in (outcome.runs[1].error or "")
+
+
 def test_out_of_memory_exit_raises_backend_out_of_memory_error(tmp_path):
     backend = backend_for(tmp_path, "--simulate-oom")
     runs = [run_input(0, {"vis": 0.5}), run_input(1, {"vis": 0.5})]
