@@ -329,13 +329,18 @@ def test_two_batches_in_parallel_never_share_files(tmp_path):
         assert (output.parent / "prompt.txt").read_text() == f"batch {index}"
 
 
-def test_upscale_runs_at_batch_size_one_with_its_weight(tmp_path):
+def test_upscale_runs_at_batch_size_one_on_the_latest_output_of_each_prompt(tmp_path):
     backend = backend_for(tmp_path)
     runs = [run_input(0, {}), run_input(1, {})]
+    sources = {"ps_000": "/outputs/ps_000.mp4", "ps_001": "/outputs/ps_001.mp4"}
 
     outcome = backend.run_batch(
         batch_of(
-            tmp_path, runs, (), job_type="upscale", options={"scale": 3, "upscale_weight": 0.4}
+            tmp_path,
+            runs,
+            (),
+            job_type="upscale",
+            options={"scale": 3, "upscale_weight": 0.4, "source_outputs": sources},
         )
     )
 
@@ -346,6 +351,25 @@ def test_upscale_runs_at_batch_size_one_with_its_weight(tmp_path):
     assert report["argv"][report["argv"].index("--batch_size") + 1] == "1"
     assert set(report["controls"]) == {"upscale"}
     assert [line["weights"] for line in report["lines"]] == [{"upscale": 0.4}] * 2
+    assert [line["visual_input"] for line in report["lines"]] == list(sources.values())
+
+
+def test_an_upscale_run_without_an_earlier_output_fails_alone(tmp_path):
+    backend = backend_for(tmp_path)
+    runs = [run_input(0, {}), run_input(1, {})]
+
+    outcome = backend.run_batch(
+        batch_of(
+            tmp_path,
+            runs,
+            (),
+            job_type="upscale",
+            options={"scale": 3, "source_outputs": {"ps_001": "/outputs/ps_001.mp4"}},
+        )
+    )
+
+    assert [r.ok for r in outcome.runs] == [False, True]
+    assert "no earlier output" in (outcome.runs[0].error or "")
 
 
 def test_upscale_at_a_scale_upstream_cannot_do_is_refused(tmp_path):
@@ -439,7 +463,11 @@ def test_the_command_comes_from_the_settings_when_not_given(tmp_path):
 
 def test_the_registry_builds_a_backend_that_follows_the_protocol(tmp_path):
     backend = create_named_backend(
-        "cosmos-transfer", artifacts_dir=tmp_path, command=BASE_TEMPLATE, checkpoint_dir="/ckpt"
+        "cosmos-transfer",
+        device="cpu",
+        artifacts_dir=tmp_path,
+        command=BASE_TEMPLATE,
+        checkpoint_dir="/ckpt",
     )
 
     assert isinstance(backend, InferenceBackend)
@@ -448,6 +476,11 @@ def test_the_registry_builds_a_backend_that_follows_the_protocol(tmp_path):
         backend.supports(t) for t in ("inference", "batch_inference", "upscale", "enhancement")
     ] == [True, True, True, False]
     assert backend.max_batch_size("upscale") == 1
+
+
+def test_an_unknown_backend_option_is_refused(tmp_path):
+    with pytest.raises(ValidationError, match="timeout_second_per_run"):
+        create_backend(artifacts_dir=tmp_path, command=BASE_TEMPLATE, timeout_second_per_run=5)
 
 
 def test_checkpoints_under_the_checkpoint_dir_are_named_in_the_spec(tmp_path):

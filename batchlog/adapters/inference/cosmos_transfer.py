@@ -17,6 +17,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -108,13 +109,17 @@ class CosmosTransferBackend:
             )
         if not batch.runs:
             raise BackendError("the batch has no runs", retryable=False)
+        started = time.monotonic()
         upscale_weight = self._upscale_weight(batch)
+        outcomes: dict[str, RunOutcome] = {}
+        runnable = batch.runs
         if upscale_weight is None:
             self._check_controls(batch)
+        else:
+            runnable, unsourced = _upscale_sources(batch)
+            outcomes.update((outcome.run_id, outcome) for outcome in unsourced)
         batch_dir = self._fresh_batch_dir(batch)
-        started = time.monotonic()
-        outcomes: dict[str, RunOutcome] = {}
-        for index, (seed, runs) in enumerate(_group_by_seed(batch.runs)):
+        for index, (seed, runs) in enumerate(_group_by_seed(runnable)):
             files = write_invocation(
                 batch_dir / f"invocation{index}-seed{seed}",
                 runs=runs,
@@ -258,9 +263,21 @@ def create_backend(
     checkpoint_paths: Mapping[str, str] | None = None,
     working_dir: str | Path | None = None,
     settings: Any = None,
-    **_: Any,
+    device: str | None = None,
+    **options: Any,
 ) -> CosmosTransferBackend:
-    """Build the backend; the command and checkpoint dir default to the BATCHLOG_COSMOS_* settings."""
+    """Build the backend; the command and checkpoint dir default to the BATCHLOG_COSMOS_* settings.
+
+    `device` (passed to every backend by the runner) is accepted and not used: the program's
+    GPUs are chosen by its command and environment (CUDA_VISIBLE_DEVICES, `{num_gpus}`).
+    """
+    if options:
+        raise ValidationError(
+            "backend_options",
+            f"unknown option {sorted(options)[0]!r} for cosmos-transfer; allowed: command, "
+            "checkpoint_dir, num_gpus, timeout_seconds_per_run, timeout_seconds_base, "
+            "checkpoint_paths, working_dir, artifacts_dir",
+        )
     if command is None or checkpoint_dir is None:
         if settings is None:
             from batchlog.adapters.settings import Settings
@@ -306,6 +323,30 @@ def create_backend(
         timeout_seconds_base=float(timeout_seconds_base),
         working_dir=Path(working_dir) if working_dir is not None else None,
     )
+
+
+def _upscale_sources(batch: BatchInput) -> tuple[tuple[RunInput, ...], list[RunOutcome]]:
+    """Upscale runs read the latest output of their prompt (options["source_outputs"]).
+
+    A run whose prompt has no earlier output fails alone; the others run.
+    """
+    sources: Mapping[str, str] = batch.options.get("source_outputs") or {}
+    runnable, failed = [], []
+    for run in batch.runs:
+        source = sources.get(run.prompt_id)
+        if source is None:
+            failed.append(
+                RunOutcome(
+                    run.run_id,
+                    ok=False,
+                    seconds=0.0,
+                    error=f"prompt {run.prompt_id} has no earlier output to upscale; "
+                    "run an inference job for it first",
+                )
+            )
+        else:
+            runnable.append(replace(run, input_video=source))
+    return tuple(runnable), failed
 
 
 def _group_by_seed(runs: Sequence[RunInput]) -> list[tuple[int, tuple[RunInput, ...]]]:
