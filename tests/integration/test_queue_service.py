@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 
 import pytest
@@ -264,7 +265,7 @@ class TestRefusals:
         service.set_queue_paused(True)
         with pytest.raises(
             NoAnalysisError,
-            match="No analysis available. Run analyze_queue_for_smart_batching first.",
+            match=re.escape("No analysis available. Run analyze_queue_for_smart_batching first."),
         ):
             service.execute_smart_batches()
         assert service.get_smart_batch_preview() == ""

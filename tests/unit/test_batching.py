@@ -177,7 +177,7 @@ def test_reanalysis_of_a_reorganized_queue_is_idempotent_and_keeps_weights():
 
 
 def test_every_run_lands_in_exactly_one_batch():
-    jobs = guide_queue() + [job(5, {"seg": 1.0}), job(3, VED, num_steps=10)]
+    jobs = [*guide_queue(), job(5, {"seg": 1.0}), job(3, VED, num_steps=10)]
     for grouping in (group_runs_strict, group_runs_mixed):
         batches = grouping(jobs, 3)
         planned = [r.run_id for b in batches for r in b.runs]
