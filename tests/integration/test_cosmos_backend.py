@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 import threading
 from pathlib import Path
@@ -405,23 +406,43 @@ def test_runs_with_different_seeds_run_as_one_invocation_per_seed(tmp_path):
 
 
 def test_a_program_past_its_timeout_is_stopped_and_the_batch_fails_retryably(tmp_path):
+    pid_file = tmp_path / "child.pid"
+    sleeper = (
+        "import os, sys, time; open(sys.argv[1], 'w').write(str(os.getpid())); time.sleep(120)"
+    )
     backend = create_backend(
         artifacts_dir=tmp_path / "artifacts",
         command=[
             sys.executable,
             "-c",
-            "import time; time.sleep(120)",
+            sleeper,
+            str(pid_file),
             "{spec}",
             "{batch_jsonl}",
             "{out_dir}",
         ],
-        timeout_seconds_base=0.5,
-        timeout_seconds_per_run=0.25,
+        timeout_seconds_base=1.0,
+        timeout_seconds_per_run=0.5,
     )
 
     with pytest.raises(BackendError, match="limit") as caught:
         backend.run_batch(batch_of(tmp_path, [run_input(0, {"vis": 0.5})], ("vis",)))
+
     assert caught.value.retryable
+    assert not isinstance(caught.value, BackendOutOfMemoryError)
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(pid_file.read_text()), 0)
+
+
+def test_a_program_killed_by_the_oom_killer_counts_as_out_of_memory(tmp_path):
+    killer = "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"
+    backend = create_backend(
+        artifacts_dir=tmp_path / "artifacts",
+        command=[sys.executable, "-c", killer, "{spec}", "{batch_jsonl}", "{out_dir}"],
+    )
+
+    with pytest.raises(BackendOutOfMemoryError, match="status -9"):
+        backend.run_batch(batch_of(tmp_path, [run_input(0, {"vis": 0.5})], ("vis",)))
 
 
 @pytest.mark.parametrize(
