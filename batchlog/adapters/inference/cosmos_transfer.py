@@ -359,20 +359,25 @@ def _group_by_seed(runs: Sequence[RunInput]) -> list[tuple[int, tuple[RunInput, 
 def _log_tail(stdout_path: Path, stderr_path: Path) -> str:
     parts = []
     for label, path in (("stderr", stderr_path), ("stdout", stdout_path)):
-        text = path.read_bytes()[-LOG_TAIL_CHARS:].decode("utf-8", errors="replace")
+        with path.open("rb") as handle:
+            handle.seek(max(0, handle.seek(0, os.SEEK_END) - LOG_TAIL_CHARS))
+            text = handle.read().decode("utf-8", errors="replace")
         if text.strip():
             parts.append(f"--- {label} (tail) ---\n{text}")
     return "\n".join(parts) or "(no output on stdout or stderr)"
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:
-    for sig, grace in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            process.wait(timeout=grace)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+    """Stop the program and everything it started (torchrun workers share its group)."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=10.0)
+    except ProcessLookupError:
+        return
+    except subprocess.TimeoutExpired:
+        pass
+    try:
+        os.killpg(process.pid, signal.SIGKILL)  # stragglers that ignored SIGTERM
+    except ProcessLookupError:
+        return
+    process.wait(timeout=5.0)
