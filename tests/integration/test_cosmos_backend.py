@@ -161,6 +161,20 @@ def test_strict_batch_passes_every_shared_parameter_and_gets_one_video_per_run(t
     assert (invocation / "stdout.log").exists() and (invocation / "stderr.log").exists()
 
 
+def test_an_empty_negative_prompt_reaches_upstream_as_a_blank_it_can_run(tmp_path):
+    backend = backend_for(tmp_path, "--negative_prompt={negative_prompt}")
+    parameters = ExecutionParameters(**{**PARAMETERS.to_payload(), "negative_prompt": ""})
+
+    outcome = backend.run_batch(
+        batch_of(tmp_path, [run_input(0, {"vis": 1.0})], ("vis",), parameters=parameters)
+    )
+
+    assert outcome.runs[0].ok
+    [invocation] = invocation_dirs(tmp_path)
+    assert received(invocation)["effective"]["negative_prompt"] == " "
+    assert json.loads((invocation / "controlnet_spec.json").read_text())["negative_prompt"] == " "
+
+
 def test_strict_batch_lines_carry_each_runs_video_prompt_and_control_inputs(tmp_path):
     backend = backend_for(tmp_path)
     runs = [run_input(0, {"depth": 0.7}), run_input(1, {"depth": 0.3})]

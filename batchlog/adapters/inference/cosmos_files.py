@@ -34,6 +34,14 @@ CHECKPOINT_FILES: Mapping[str, str] = {
 }
 UPSCALE_CONTROL = "upscale"
 LATENT_STRIDE = 8  # the Cosmos tokenizer's spatial compression; maps are written at that size
+# Upstream's batch path always guides against a negative prompt and fails on an empty one;
+# a single space encodes like the empty text (plain guidance against no text).
+BLANK_NEGATIVE_PROMPT = " "
+
+
+def upstream_negative_prompt(negative_prompt: str) -> str:
+    """The negative prompt as upstream gets it: an empty one becomes a single space."""
+    return negative_prompt if negative_prompt.strip() else BLANK_NEGATIVE_PROMPT
 
 
 @dataclass(frozen=True)
@@ -174,7 +182,7 @@ def controlnet_spec(
             "fps": parameters.fps,
             "blur_strength": parameters.blur_strength,
             "canny_threshold": parameters.canny_threshold,
-            "negative_prompt": parameters.negative_prompt,
+            "negative_prompt": upstream_negative_prompt(parameters.negative_prompt),
             "width": parameters.width,
             "height": parameters.height,
             "num_video_frames": parameters.frames,

@@ -26,6 +26,7 @@ from batchlog.adapters.inference.cosmos_files import (
     CHECKPOINT_FILES,
     InvocationFiles,
     collect_outputs,
+    upstream_negative_prompt,
     write_invocation,
 )
 from batchlog.domain.errors import ValidationError
@@ -245,7 +246,7 @@ class CosmosTransferBackend:
             "fps": parameters.fps,
             "blur_strength": parameters.blur_strength,
             "canny_threshold": parameters.canny_threshold,
-            "negative_prompt": parameters.negative_prompt,
+            "negative_prompt": upstream_negative_prompt(parameters.negative_prompt),
             "width": parameters.width,
             "height": parameters.height,
             "frames": parameters.frames,
