@@ -387,6 +387,17 @@ def test_an_upscale_run_without_an_earlier_output_fails_alone(tmp_path):
     assert "no earlier output" in (outcome.runs[0].error or "")
 
 
+def test_an_upscale_batch_without_a_source_map_reads_each_runs_input_video(tmp_path):
+    backend = backend_for(tmp_path)
+
+    backend.run_batch(
+        batch_of(tmp_path, [run_input(0, {})], (), job_type="upscale", options={"scale": 3})
+    )
+
+    [invocation] = invocation_dirs(tmp_path)
+    assert received(invocation)["lines"][0]["visual_input"] == "/videos/input_0.mp4"
+
+
 def test_upscale_at_a_scale_upstream_cannot_do_is_refused(tmp_path):
     backend = backend_for(tmp_path)
 

@@ -327,14 +327,18 @@ def create_backend(
 
 
 def _upscale_sources(batch: BatchInput) -> tuple[tuple[RunInput, ...], list[RunOutcome]]:
-    """Upscale runs read the latest output of their prompt (options["source_outputs"]).
+    """The video each upscale run reads: its prompt's latest output, from the batch options.
 
-    A run whose prompt has no earlier output fails alone; the others run.
+    The runner passes `source_outputs` ({prompt_id: path}; `source_videos`, keyed by run or
+    prompt id, is read too). A run missing from a given map fails alone; without any map,
+    each run's own `input_video` is used.
     """
-    sources: Mapping[str, str] = batch.options.get("source_outputs") or {}
+    sources = batch.options.get("source_outputs", batch.options.get("source_videos"))
+    if sources is None:
+        return batch.runs, []
     runnable, failed = [], []
     for run in batch.runs:
-        source = sources.get(run.prompt_id)
+        source = sources.get(run.run_id) or sources.get(run.prompt_id)
         if source is None:
             failed.append(
                 RunOutcome(
@@ -346,7 +350,7 @@ def _upscale_sources(batch: BatchInput) -> tuple[tuple[RunInput, ...], list[RunO
                 )
             )
         else:
-            runnable.append(replace(run, input_video=source))
+            runnable.append(replace(run, input_video=str(source)))
     return tuple(runnable), failed
 
 
