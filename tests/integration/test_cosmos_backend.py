@@ -12,6 +12,7 @@ import json
 import os
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -455,6 +456,46 @@ def test_a_program_past_its_timeout_is_stopped_and_the_batch_fails_retryably(tmp
 
     assert caught.value.retryable
     assert not isinstance(caught.value, BackendOutOfMemoryError)
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(pid_file.read_text()), 0)
+
+
+def test_closing_the_backend_stops_a_program_still_running(tmp_path):
+    pid_file = tmp_path / "child.pid"
+    sleeper = (
+        "import os, sys, time; open(sys.argv[1], 'w').write(str(os.getpid())); time.sleep(120)"
+    )
+    backend = create_backend(
+        artifacts_dir=tmp_path / "artifacts",
+        command=[
+            sys.executable,
+            "-c",
+            sleeper,
+            str(pid_file),
+            "{spec}",
+            "{batch_jsonl}",
+            "{out_dir}",
+        ],
+    )
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            backend.run_batch(batch_of(tmp_path, [run_input(0, {"vis": 0.5})], ("vis",)))
+        except BaseException as error:
+            errors.append(error)
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    for _ in range(200):  # bounded: up to 20 s for the child to start
+        if pid_file.exists() and pid_file.read_text():
+            break
+        time.sleep(0.1)
+    backend.close()
+    worker.join(timeout=30)
+
+    assert not worker.is_alive()
+    assert errors and isinstance(errors[0], BackendError)
     with pytest.raises(ProcessLookupError):
         os.kill(int(pid_file.read_text()), 0)
 

@@ -14,6 +14,7 @@ import os
 import re
 import signal
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -80,6 +81,8 @@ class CosmosTransferBackend:
         self.timeout_seconds_per_run = timeout_seconds_per_run
         self.timeout_seconds_base = timeout_seconds_base
         self.working_dir = working_dir
+        self._running: set[subprocess.Popen[bytes]] = set()
+        self._running_lock = threading.Lock()
 
     def supports(self, job_type: str) -> bool:
         """Inference, batch inference and upscale run here."""
@@ -98,7 +101,11 @@ class CosmosTransferBackend:
         self.artifacts_dir.mkdir(parents=True, exist_ok=True)
 
     def close(self) -> None:
-        """Nothing to release."""
+        """Stop any program still running (a runner abandoning a batch at shutdown)."""
+        with self._running_lock:
+            running = list(self._running)
+        for process in running:
+            _kill_group(process)
 
     def run_batch(self, batch: BatchInput) -> BatchOutcome:
         """Write this batch's inputs, run upstream once per seed, map outputs to runs."""
@@ -203,6 +210,8 @@ class CosmosTransferBackend:
                     f"cannot start {arguments[0]!r}: {error}; check BATCHLOG_COSMOS_COMMAND",
                     retryable=False,
                 ) from error
+            with self._running_lock:
+                self._running.add(process)
             try:
                 status = process.wait(timeout=limit)
             except subprocess.TimeoutExpired:
@@ -216,6 +225,9 @@ class CosmosTransferBackend:
             except BaseException:
                 _kill_group(process)
                 raise
+            finally:
+                with self._running_lock:
+                    self._running.discard(process)
         seconds = time.monotonic() - started
         if status != 0:
             tail = _log_tail(stdout_path, stderr_path)
