@@ -10,11 +10,7 @@ not to merge different seeds for this backend in the first place).
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import subprocess
-import threading
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -30,10 +26,10 @@ from batchlog.adapters.inference.cosmos_files import (
     upstream_negative_prompt,
     write_invocation,
 )
+from batchlog.adapters.inference.cosmos_process import Programs
 from batchlog.domain.errors import ValidationError
 from batchlog.runner.backend import (
     BackendError,
-    BackendOutOfMemoryError,
     BatchInput,
     BatchOutcome,
     RunInput,
@@ -42,14 +38,6 @@ from batchlog.runner.backend import (
 
 SUPPORTED_JOB_TYPES: frozenset[str] = frozenset({"inference", "batch_inference", "upscale"})
 UPSCALE_SCALE = 3  # upstream's get_upscale_size(upscale_factor=3) is fixed
-LOG_TAIL_CHARS = 4000
-OOM_PATTERN = re.compile(
-    r"CUDA out of memory|OutOfMemoryError|CUBLAS_STATUS_ALLOC_FAILED|"
-    r"cudaErrorMemoryAllocation|CUDA error: out of memory",
-    re.IGNORECASE,
-)
-# Killed by SIGKILL without our timeout: the kernel's OOM killer (host memory).
-OOM_KILL_STATUSES: frozenset[int] = frozenset({-signal.SIGKILL, 128 + signal.SIGKILL})
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
@@ -81,8 +69,7 @@ class CosmosTransferBackend:
         self.timeout_seconds_per_run = timeout_seconds_per_run
         self.timeout_seconds_base = timeout_seconds_base
         self.working_dir = working_dir
-        self._running: set[subprocess.Popen[bytes]] = set()
-        self._running_lock = threading.Lock()
+        self._programs = Programs()
 
     def supports(self, job_type: str) -> bool:
         """Inference, batch inference and upscale run here."""
@@ -102,10 +89,7 @@ class CosmosTransferBackend:
 
     def close(self) -> None:
         """Stop any program still running (a runner abandoning a batch at shutdown)."""
-        with self._running_lock:
-            running = list(self._running)
-        for process in running:
-            _kill_group(process)
+        self._programs.stop_all()
 
     def run_batch(self, batch: BatchInput) -> BatchOutcome:
         """Write this batch's inputs, run upstream once per seed, map outputs to runs."""
@@ -190,57 +174,13 @@ class CosmosTransferBackend:
 
     def _invoke(self, files: InvocationFiles, batch: BatchInput) -> float:
         arguments = self.command.render(self._placeholder_values(files, batch))
-        (files.directory / "command.txt").write_text("\n".join(arguments) + "\n", encoding="utf-8")
-        stdout_path = files.directory / "stdout.log"
-        stderr_path = files.directory / "stderr.log"
-        limit = self.timeout_seconds(len(files.runs))
-        started = time.monotonic()
-        with stdout_path.open("wb") as stdout, stderr_path.open("wb") as stderr:
-            try:
-                process = subprocess.Popen(
-                    arguments,
-                    stdin=subprocess.DEVNULL,
-                    stdout=stdout,
-                    stderr=stderr,
-                    cwd=self.working_dir,
-                    start_new_session=True,
-                )
-            except OSError as error:
-                raise BackendError(
-                    f"cannot start {arguments[0]!r}: {error}; check BATCHLOG_COSMOS_COMMAND",
-                    retryable=False,
-                ) from error
-            with self._running_lock:
-                self._running.add(process)
-            try:
-                status = process.wait(timeout=limit)
-            except subprocess.TimeoutExpired:
-                _kill_group(process)
-                raise BackendError(
-                    f"cosmos-transfer ran past its {limit:.0f}s limit for {len(files.runs)} "
-                    f"run(s) and was stopped; logs in {files.directory}\n"
-                    + _log_tail(stdout_path, stderr_path),
-                    retryable=True,
-                ) from None
-            except BaseException:
-                _kill_group(process)
-                raise
-            finally:
-                with self._running_lock:
-                    self._running.discard(process)
-        seconds = time.monotonic() - started
-        if status != 0:
-            tail = _log_tail(stdout_path, stderr_path)
-            if status in OOM_KILL_STATUSES or OOM_PATTERN.search(tail):
-                raise BackendOutOfMemoryError(
-                    f"cosmos-transfer ran out of memory with {len(files.runs)} run(s) "
-                    f"(exit status {status}); logs in {files.directory}\n{tail}"
-                )
-            raise BackendError(
-                f"cosmos-transfer exited with status {status}; logs in {files.directory}\n{tail}",
-                retryable=True,
-            )
-        return seconds
+        return self._programs.run(
+            arguments,
+            folder=files.directory,
+            timeout=self.timeout_seconds(len(files.runs)),
+            cwd=self.working_dir,
+            what=f"{len(files.runs)} run(s)",
+        )
 
     def _placeholder_values(self, files: InvocationFiles, batch: BatchInput) -> dict[str, Any]:
         parameters = batch.parameters
@@ -371,30 +311,3 @@ def _group_by_seed(runs: Sequence[RunInput]) -> list[tuple[int, tuple[RunInput, 
     for run in runs:
         groups.setdefault(run.seed, []).append(run)
     return [(seed, tuple(members)) for seed, members in groups.items()]
-
-
-def _log_tail(stdout_path: Path, stderr_path: Path) -> str:
-    parts = []
-    for label, path in (("stderr", stderr_path), ("stdout", stdout_path)):
-        with path.open("rb") as handle:
-            handle.seek(max(0, handle.seek(0, os.SEEK_END) - LOG_TAIL_CHARS))
-            text = handle.read().decode("utf-8", errors="replace")
-        if text.strip():
-            parts.append(f"--- {label} (tail) ---\n{text}")
-    return "\n".join(parts) or "(no output on stdout or stderr)"
-
-
-def _kill_group(process: subprocess.Popen[bytes]) -> None:
-    """Stop the program and everything it started (torchrun workers share its group)."""
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=10.0)
-    except ProcessLookupError:
-        return
-    except subprocess.TimeoutExpired:
-        pass
-    try:
-        os.killpg(process.pid, signal.SIGKILL)  # stragglers that ignored SIGTERM
-    except ProcessLookupError:
-        return
-    process.wait(timeout=5.0)
