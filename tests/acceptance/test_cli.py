@@ -189,6 +189,8 @@ def test_ui_refuses_a_network_address_without_credentials(cli: Cli) -> None:
     line = cli.fails("ui", "--host", "0.0.0.0", "--port", str(free_port()))
     assert "without credentials" in line and "--auth" in line and "BATCHLOG_UI_AUTH" in line
     assert "user:password" in cli.fails("ui", "--host", "0.0.0.0", "--auth", "nopassword")
+    assert "allowed: 1 to 65535" in cli.fails("ui", "--port", "70000")
+    assert "allowed: 0.2 to 3600" in cli.fails("ui", "--refresh", "0")
 
 
 def _wait_for_http(url: str, process: subprocess.Popen[str], timeout: float = 90.0) -> str:

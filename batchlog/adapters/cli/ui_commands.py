@@ -94,6 +94,8 @@ def ui_command(
         credentials = resolve_auth(host, auth, settings)
         if not 0 < port < 65536:
             raise ValidationError("--port", f"is {port}; allowed: 1 to 65535")
+        if not 0.2 <= refresh <= 3600:
+            raise ValidationError("--refresh", f"is {refresh}; allowed: 0.2 to 3600 seconds")
         queue_service = QueueService(queue_name=queue, settings=settings)
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # before gradio is first imported
     from batchlog.adapters.ui.app import build_app, launch
