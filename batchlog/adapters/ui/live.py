@@ -25,7 +25,7 @@ Updates = dict[Any, Any]
 
 @dataclass
 class Outcome:
-    """What a handler says back: a message line, and whether it was an error."""
+    """What a handler says back: one message line (the error, when the action was refused)."""
 
     text: str = ""
 

@@ -112,7 +112,9 @@ def preview_html(analysis: Mapping[str, Any] | None) -> str:
 def analysis_state_note(analysis: Mapping[str, Any] | None, head: int) -> str:
     """Whether the page's analysis is still fresh against the queue's head sequence."""
     if not analysis:
-        return "No analysis on this page: choose a mode and press Analyze (while the queue is paused)."
+        return (
+            "No analysis on this page: choose a mode and press Analyze (while the queue is paused)."
+        )
     if int(analysis["sequence"]) != head:
         return (
             f"**{STALE_NOTE}** (analysis {analysis['analysis_id']} was made at sequence "
