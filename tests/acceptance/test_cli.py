@@ -206,6 +206,14 @@ def _wait_for_http(url: str, process: subprocess.Popen[str], timeout: float = 90
     raise AssertionError(f"{url} did not answer within {timeout}s")
 
 
+def _status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
+
+
 def _login(base: str, user: str, password: str) -> int:
     body = urllib.parse.urlencode({"username": user, "password": password}).encode()
     try:
@@ -276,10 +284,13 @@ def test_ui_with_runner_runs_the_queue_and_stops_cleanly_on_sigterm(
             time.sleep(0.5)
         else:
             raise AssertionError(f"the hosted runner did not take {job}: {status}")
+        outputs = list((tmp_path / "data" / "artifacts").rglob("*.mp4"))
+        assert outputs, "the hosted runner wrote no output video"
+        base = f"http://127.0.0.1:{port}/gradio_api/file="
+        assert _status(base + str(outputs[0])) == 200
+        assert _status(base + str(tmp_path / "data" / "batchlog.sqlite3")) >= 400
     finally:
         code, err = _stop(process)
     assert code == 0, err
     runners = cli.json("runners")["runners"]
     assert len(runners) == 1 and runners[0]["active"] is False
-    outputs = list((tmp_path / "data" / "artifacts").rglob("*.mp4"))
-    assert outputs, "the hosted runner wrote no output video"

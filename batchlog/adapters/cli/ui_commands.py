@@ -118,7 +118,7 @@ def ui_command(
                     host=host,
                     port=port,
                     auth=credentials,
-                    allowed_paths=[str(settings.data_dir)],
+                    allowed_paths=[str(settings.data_dir / "artifacts")],
                 )
             except OSError as error:
                 raise BatchlogError(f"Cannot serve on {host}:{port}: {error}") from None
