@@ -9,7 +9,7 @@ from batchlog.domain.controls import control_signature, ordered_controls
 from batchlog.domain.jobs import BATCHABLE_JOB_TYPES
 from batchlog.domain.queue import DEFAULT_BATCH_SIZE
 from batchlog.projections.base import Row
-from batchlog.projections.queue_view import RECENT_LIMIT, QueueProjection
+from batchlog.projections.queue_view import RECENT_LIMIT, QueueProjection, recent_order
 
 
 def queued_order(row: Mapping[str, Any]) -> tuple[int, int, int]:
@@ -69,7 +69,7 @@ def queue_status(
         (i for i in active if i["status"] == "claimed"),
         key=lambda i: (int(i["claimed_position"] or 0), i["job_id"]),
     )
-    ended = sorted(recent, key=lambda i: -int(i["ended_position"]))[:RECENT_LIMIT]
+    ended = sorted(recent, key=recent_order)[:RECENT_LIMIT]
     return {
         "queue": queue_name,
         "paused": bool(queue["paused"]) if queue else False,

@@ -242,7 +242,8 @@ class QueueProjection(Projection):
         item.update(status=status, outcome=outcome, ended_position=event.position)
         recent = self.recent.setdefault(item["queue_name"], [])
         recent[:] = [row for row in recent if row["job_id"] != item["job_id"]]
-        recent.insert(0, item)
+        recent.append(item)
+        recent.sort(key=recent_order)
         del recent[RECENT_LIMIT:]
         self._save_item(item, event)
 
@@ -502,7 +503,7 @@ class QueueProjection(Projection):
         self.items = {row["job_id"]: dict(row) for row in rows.get("items", [])}
         self.executions = {row["execution_id"]: dict(row) for row in rows.get("executions", [])}
         self.recent = {q["queue_name"]: [] for q in self.queues.values()}
-        for row in sorted(rows.get("recent", []), key=lambda r: -int(r["ended_position"])):
+        for row in sorted(rows.get("recent", []), key=recent_order):
             shared = self.items.get(row["job_id"], dict(row))
             bucket = self.recent.setdefault(row["queue_name"], [])
             if len(bucket) < RECENT_LIMIT:
@@ -525,6 +526,11 @@ _NO_CLAIM: dict[str, Any] = {
     "progress_failed": 0,
     "progress_total": 0,
 }
+
+
+def recent_order(row: Row) -> tuple[int, str]:
+    """Recently ended items: latest first, ties (one event ending several) by job id."""
+    return (-int(row["ended_position"]), str(row["job_id"]))
 
 
 def _ignore(_: EventRecord) -> None:

@@ -83,7 +83,7 @@ class ViewReader:
             )
             recent = self.views.query(
                 "SELECT * FROM queue_view_items WHERE queue_name = ? "
-                "AND ended_position IS NOT NULL ORDER BY ended_position DESC LIMIT 50",
+                "AND ended_position IS NOT NULL ORDER BY ended_position DESC, job_id LIMIT 50",
                 (queue_name,),
                 cursor,
             )

@@ -34,7 +34,7 @@ _STATE_QUERIES: dict[str, dict[str, tuple[str, str]]] = {
         "recent": (
             "queue_view_items",
             "SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY queue_name "
-            "ORDER BY ended_position DESC) AS recent_rank FROM queue_view_items "
+            "ORDER BY ended_position DESC, job_id) AS recent_rank FROM queue_view_items "
             "WHERE ended_position IS NOT NULL) ranked WHERE recent_rank <= 50",
         ),
     },
