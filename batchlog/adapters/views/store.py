@@ -77,6 +77,12 @@ class ViewStore:
         else:
             self._pg = psycopg.connect(self.target.conninfo(), autocommit=True)
 
+    def __enter__(self) -> ViewStore:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
     def close(self) -> None:
         """Close the connection."""
         with self._lock:
