@@ -75,7 +75,9 @@ def to_record(event: Any, position: int) -> EventRecord:
 class World:
     """Queue commands on in-memory aggregates; `save` persists them (or collects the events)."""
 
-    def __init__(self, save: Callable[..., None] | None = None, queue_name: str = "default") -> None:
+    def __init__(
+        self, save: Callable[..., None] | None = None, queue_name: str = "default"
+    ) -> None:
         self.records: list[EventRecord] = []
         self._save = save or self._collect
         self.queue = Queue(name=queue_name)
@@ -203,8 +205,7 @@ class World:
         items = [
             item
             for item in self.queue.claimed()
-            if item.claim is not None
-            and f"{item.job_id}:{item.claim.token}" not in self.executions
+            if item.claim is not None and f"{item.job_id}:{item.claim.token}" not in self.executions
         ]
         return items[k % len(items)] if items else None
 

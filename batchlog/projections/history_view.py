@@ -86,8 +86,7 @@ class HistoryProjection(Projection):
             Queue.ItemRequeued.TOPIC: lambda e: (
                 str(e.payload.get("actor", "")),
                 [e.payload["job_id"]],
-                f"requeued {e.payload['job_id']} after attempt {e.payload['attempt']}"
-                + _reason(e),
+                f"requeued {e.payload['job_id']} after attempt {e.payload['attempt']}" + _reason(e),
             ),
             Queue.ItemDeadLettered.TOPIC: lambda e: (
                 str(e.payload.get("actor", "")),

@@ -24,90 +24,21 @@ from batchlog.projections.base import (
     iso,
     source_job_of,
 )
-
-ITEM_SPLIT_TOPIC = "batchlog.queue:Queue.ItemSplit"
-RECENT_LIMIT = 50
-CHECKPOINT_INTERVAL = 1000
-ENDED_STATUSES = ("done", "failed", "dead_lettered", "cancelled", "retired", "split")
-
-QUEUES = Table(
-    "queue_view_queues",
-    key=("queue_id",),
-    columns=(
-        "queue_id",
-        "queue_name",
-        "paused",
-        "batch_size",
-        "sequence",
-        "latest_analysis_id",
-        "analysis_sequence",
-        "updated_position",
-    ),
-)
-ITEMS = Table(
-    "queue_view_items",
-    key=("job_id",),
-    columns=(
-        "job_id",
-        "queue_name",
-        "job_type",
-        "status",
-        "active",
-        "priority",
-        "position_major",
-        "position_minor",
-        "runs",
-        "submitter",
-        "options",
-        "source_job_ids",
-        "analysis_id",
-        "merged_into",
-        "attempt",
-        "claimed_by",
-        "claim_token",
-        "claimed_at",
-        "lease_expires_at",
-        "not_before",
-        "execution_id",
-        "progress_done",
-        "progress_failed",
-        "progress_total",
-        "outcome",
-        "added_position",
-        "claimed_position",
-        "ended_position",
-        "updated_position",
-    ),
-    json_columns=frozenset({"runs", "options", "source_job_ids", "merged_into"}),
-)
-EXECUTIONS = Table(
-    "queue_view_executions",
-    key=("execution_id",),
-    columns=(
-        "execution_id",
-        "queue_name",
-        "item_id",
-        "claim_token",
-        "runner_id",
-        "attempt",
-        "state",
-        "lease_expires_at",
-        "done",
-        "failed",
-        "total",
-        "started_position",
-        "updated_position",
-    ),
-)
-CHECKPOINTS = Table(
-    "queue_view_checkpoints",
-    key=("queue_name", "sequence"),
-    columns=("queue_name", "sequence", "position", "state"),
-    append_only=True,
+from batchlog.projections.queue_executions import ExecutionFolding
+from batchlog.projections.queue_tables import (
+    _NO_CLAIM,
+    CHECKPOINT_INTERVAL,
+    CHECKPOINTS,
+    EXECUTIONS,
+    ITEM_SPLIT_TOPIC,
+    ITEMS,
+    QUEUES,
+    RECENT_LIMIT,
+    recent_order,
 )
 
 
-class QueueProjection(Projection):
+class QueueProjection(ExecutionFolding, Projection):
     """Folds queue and execution events into the queue view."""
 
     name: ClassVar[str] = "queue"
@@ -362,7 +293,9 @@ class QueueProjection(Projection):
         self._leave(parent, event)
         for half in p["new_jobs"]:
             half_runs = [runs[run_id] for run_id in half["run_ids"]]
-            sources = dict.fromkeys(run.get("job_id") or source_job_of(run["run_id"]) for run in half_runs)
+            sources = dict.fromkeys(
+                run.get("job_id") or source_job_of(run["run_id"]) for run in half_runs
+            )
             position = half["position"]
             self._new_item(
                 event,
@@ -378,100 +311,6 @@ class QueueProjection(Projection):
                 or list(sources),
                 analysis_id=parent["analysis_id"],
             )
-
-    # ---- execution events ------------------------------------------------------------------
-
-    def _started(self, event: EventRecord) -> None:
-        p = event.payload
-        if self.only_queue is not None and p["queue_name"] != self.only_queue:
-            return
-        execution: Row = {
-            "execution_id": event.originator_id,
-            "queue_name": p["queue_name"],
-            "item_id": p["item_id"],
-            "claim_token": p["claim_token"],
-            "runner_id": p["runner_id"],
-            "attempt": int(p["attempt"]),
-            "state": "running",
-            "lease_expires_at": iso(p["lease_expires_at"]),
-            "done": 0,
-            "failed": 0,
-            "total": len(p["run_ids"]),
-            "started_position": event.position,
-            "updated_position": event.position,
-        }
-        self.executions[event.originator_id] = execution
-        self.upsert(EXECUTIONS.name, execution)
-        item = self._claimed_item(execution)
-        if item is not None:
-            item.update(execution_id=event.originator_id, progress_total=len(p["run_ids"]))
-            item["lease_expires_at"] = execution["lease_expires_at"]
-            self._save_item(item, event)
-
-    def _claimed_item(self, execution: Row) -> Row | None:
-        item = self.items.get(execution["item_id"])
-        if item is None or item["claim_token"] != execution["claim_token"]:
-            return None
-        return item
-
-    def _execution(self, event: EventRecord) -> tuple[Row | None, Row | None]:
-        execution = self.executions.get(event.originator_id)
-        if execution is None:
-            return None, None
-        execution["updated_position"] = event.position
-        self.upsert(EXECUTIONS.name, execution)
-        return execution, self._claimed_item(execution)
-
-    def _lease_extended(self, event: EventRecord) -> None:
-        execution, item = self._execution(event)
-        if execution is None:
-            return
-        execution["lease_expires_at"] = iso(event.payload["lease_expires_at"])
-        if item is not None:
-            item["lease_expires_at"] = execution["lease_expires_at"]
-            self._save_item(item, event)
-
-    def _run_outcome(self, event: EventRecord) -> None:
-        execution, item = self._execution(event)
-        if execution is None:
-            return
-        column = "done" if event.topic == Execution.RunSucceeded.TOPIC else "failed"
-        execution[column] += 1
-        if item is not None:
-            item[f"progress_{column}"] = execution[column]
-            self._save_item(item, event)
-
-    def _finished(self, event: EventRecord) -> None:
-        execution, item = self._execution(event)
-        if execution is None:
-            return
-        p = event.payload
-        execution["state"] = "finished"
-        self.executions.pop(event.originator_id, None)
-        if item is not None:
-            succeeded, total = int(p["succeeded"]), int(p["batch_size"])
-            status = "done" if int(p["failed"]) == 0 else "failed"
-            outcome = f"{succeeded}/{total} runs succeeded in {float(p['seconds']):.2f}s"
-            item.update(progress_done=succeeded, progress_failed=int(p["failed"]))
-            self._end(item, event, status, outcome)
-
-    def _failed(self, event: EventRecord) -> None:
-        execution, item = self._execution(event)
-        if execution is None:
-            return
-        execution["state"] = "failed"
-        self.executions.pop(event.originator_id, None)
-        if item is not None:
-            kind = "out of memory" if event.payload.get("out_of_memory") else "error"
-            item["outcome"] = f"attempt {item['attempt']} failed ({kind}): {event.payload['error']}"
-            self._save_item(item, event)
-
-    def _superseded(self, event: EventRecord) -> None:
-        execution, _ = self._execution(event)
-        if execution is None:
-            return
-        execution["state"] = "superseded"
-        self.executions.pop(event.originator_id, None)
 
     # ---- state in and out ------------------------------------------------------------------
 
@@ -491,9 +330,7 @@ class QueueProjection(Projection):
         return {
             "queues": [q for q in self.queues.values() if q["queue_name"] == queue_name],
             "items": [i for i in self.items.values() if i["queue_name"] == queue_name],
-            "executions": [
-                e for e in self.executions.values() if e["queue_name"] == queue_name
-            ],
+            "executions": [e for e in self.executions.values() if e["queue_name"] == queue_name],
             "recent": list(self.recent.get(queue_name, [])),
         }
 
@@ -512,25 +349,6 @@ class QueueProjection(Projection):
     def queue_named(self, queue_name: str) -> Row | None:
         """The queue row with this name, if the view holds it."""
         return next((q for q in self.queues.values() if q["queue_name"] == queue_name), None)
-
-
-_NO_CLAIM: dict[str, Any] = {
-    "claimed_by": None,
-    "claim_token": None,
-    "claimed_at": None,
-    "lease_expires_at": None,
-    "not_before": None,
-    "execution_id": None,
-    "claimed_position": None,
-    "progress_done": 0,
-    "progress_failed": 0,
-    "progress_total": 0,
-}
-
-
-def recent_order(row: Row) -> tuple[int, str]:
-    """Recently ended items: latest first, ties (one event ending several) by job id."""
-    return (-int(row["ended_position"]), str(row["job_id"]))
 
 
 def _ignore(_: EventRecord) -> None:

@@ -150,7 +150,9 @@ class StatsProjection(Projection):
     def restore(self, rows: Mapping[str, list[Row]]) -> None:
         """Load running executions and the analysis of every batch job."""
         self.running = {row["execution_id"]: dict(row) for row in rows.get("running", [])}
-        self.analysis_of = {row["item_id"]: row["analysis_id"] for row in rows.get("batch_jobs", [])}
+        self.analysis_of = {
+            row["item_id"]: row["analysis_id"] for row in rows.get("batch_jobs", [])
+        }
 
 
 def batch_stat(row: Mapping[str, object]) -> dict[str, object]:

@@ -48,7 +48,12 @@ def test_history_export_queue_at_and_verify(cli):
     first = cli("add", prompt, "--weights", '{"vis": 0.5}').stdout.strip()
     cli("add", prompt, "--weights", '{"edge": 0.5}')
     lines = [json.loads(line) for line in cli("history", "--format", "jsonl").stdout.splitlines()]
-    assert [row["event_type"] for row in lines] == ["PromptCreated", "Created", "JobAdded", "JobAdded"]
+    assert [row["event_type"] for row in lines] == [
+        "PromptCreated",
+        "Created",
+        "JobAdded",
+        "JobAdded",
+    ]
     assert all({"position", "sequence", "timestamp", "topic", "payload"} <= set(r) for r in lines)
     since = json.loads(cli("history", "--since", "3", "--format", "json").stdout)
     assert [row["position"] for row in since] == [4]
@@ -78,9 +83,10 @@ def test_a_stopped_view_is_named_and_an_operator_can_skip_the_event(cli):
     status = {row["name"]: row for row in json.loads(cli("projections", "status", "--json").stdout)}
     assert status["queue"]["state"] == "stopped" and status["history"]["state"] == "current"
     assert "is not stopped" in cli("projections", "retry", "history", expect=1).stderr
-    assert "only the event it stopped on" in cli(
-        "projections", "skip", "queue", "--position", "1", "--reason", "x", expect=1
-    ).stderr
+    assert (
+        "only the event it stopped on"
+        in cli("projections", "skip", "queue", "--position", "1", "--reason", "x", expect=1).stderr
+    )
     cli("projections", "skip", "queue", "--position", "2", "--reason", "written by a newer version")
     status = {row["name"]: row for row in json.loads(cli("projections", "status", "--json").stdout)}
     assert status["queue"]["state"] == "current"

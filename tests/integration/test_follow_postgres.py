@@ -59,8 +59,7 @@ def test_three_writer_processes_and_a_follower_miss_no_event(postgres_url):
 
         stored = {n.id for n in store.recorder.select_notifications(start=1, limit=100_000)}
         projected = {
-            int(row["position"])
-            for row in host.views.query("SELECT position FROM history_events")
+            int(row["position"]) for row in host.views.query("SELECT position FROM history_events")
         }
         assert projected == stored  # every event applied, none skipped, none twice
         jobs = host.views.query("SELECT submitter FROM queue_view_items WHERE status = 'queued'")

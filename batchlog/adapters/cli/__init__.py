@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from batchlog.adapters.cli import projection_commands  # noqa: F401  (registers commands)
-from batchlog.adapters.cli import queue_commands  # noqa: F401  (registers commands)
+from batchlog.adapters.cli import (
+    projection_commands,  # noqa: F401  (registers commands)
+    queue_commands,  # noqa: F401  (registers commands)
+)
 from batchlog.adapters.cli.app import app
 
 

@@ -47,7 +47,9 @@ def _names(names: list[str] | None) -> list[str]:
     chosen = list(names or PROJECTION_NAMES)
     for name in chosen:
         if name not in PROJECTION_NAMES:
-            raise ValidationError("name", f"{name!r} is not a projection; allowed: {', '.join(PROJECTION_NAMES)}")
+            raise ValidationError(
+                "name", f"{name!r} is not a projection; allowed: {', '.join(PROJECTION_NAMES)}"
+            )
     return chosen
 
 
@@ -65,7 +67,9 @@ def _host(database_url: str | None, names: list[str] | None = None) -> Iterator[
 def run_command(
     names: list[str] = typer.Argument(None, help="Projections to run (default: all)"),
     once: bool = typer.Option(False, "--once", help="Catch up to the log head, then exit"),
-    poll: float = typer.Option(0.2, "--poll", help="Poll interval in seconds (SQLite; PostgreSQL safety net)"),
+    poll: float = typer.Option(
+        0.2, "--poll", help="Poll interval in seconds (SQLite; PostgreSQL safety net)"
+    ),
     database_url: str | None = DatabaseOption,
 ) -> None:
     """Apply the log to the views: catch up once, or follow it until SIGTERM/Ctrl-C."""
@@ -150,7 +154,9 @@ def retry_command(
 @projections_app.command("skip")
 def skip_command(
     name: str = typer.Argument(..., help="The stopped projection"),
-    position: int = typer.Option(..., "--position", help="Global position of the event it stopped on"),
+    position: int = typer.Option(
+        ..., "--position", help="Global position of the event it stopped on"
+    ),
     reason: str = typer.Option(..., "--reason", help="Why skipping is right (recorded)"),
     database_url: str | None = DatabaseOption,
 ) -> None:
@@ -223,7 +229,9 @@ def _print_difference(difference: dict[str, Any]) -> None:
 @app.command("history")
 def history_command(
     job: str | None = typer.Option(None, "--job", help="Only events that touched this job"),
-    since: int | None = typer.Option(None, "--since", help="Only events after this global position"),
+    since: int | None = typer.Option(
+        None, "--since", help="Only events after this global position"
+    ),
     limit: int = typer.Option(1000, "--limit", help="At most this many events"),
     output: str = typer.Option("table", "--format", help="table, jsonl or json"),
     database_url: str | None = DatabaseOption,
@@ -232,7 +240,9 @@ def history_command(
     """The audit history: every event with its position, sequence, time, topic and payload."""
     with user_errors():
         if output not in HISTORY_FORMATS:
-            raise ValidationError("--format", f"{output!r} is not allowed; allowed: {', '.join(HISTORY_FORMATS)}")
+            raise ValidationError(
+                "--format", f"{output!r} is not allowed; allowed: {', '.join(HISTORY_FORMATS)}"
+            )
     with service(database_url, queue) as queue_service:
         rows = queue_service.history(job_id=job, since=since, limit=limit)
     if output == "jsonl":

@@ -85,7 +85,9 @@ class ProjectionHost:
         if self._thread is not None:
             return
         self._stopping.clear()
-        self._thread = threading.Thread(target=self._follow, name="batchlog-projections", daemon=True)
+        self._thread = threading.Thread(
+            target=self._follow, name="batchlog-projections", daemon=True
+        )
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:

@@ -101,7 +101,9 @@ class ViewReader:
     def queue_at(self, queue_name: str, sequence: int) -> dict[str, Any]:
         """The queue exactly as it was right after `sequence` was written."""
         if isinstance(sequence, bool) or not isinstance(sequence, int) or sequence < 1:
-            raise ValidationError("sequence", f"must be a queue sequence number >= 1, got {sequence!r}")
+            raise ValidationError(
+                "sequence", f"must be a queue sequence number >= 1, got {sequence!r}"
+            )
         projection = QueueProjection(only_queue=queue_name)
         projection.record_changes = False
         position = 0
@@ -196,7 +198,9 @@ class ViewReader:
     def batch_stats(self, limit: int | None = None) -> list[dict[str, Any]]:
         """One row per finished execution, oldest first (the last `limit` when given)."""
         self._caught_up("stats")
-        statement = "SELECT * FROM stats_batches WHERE state = 'finished' ORDER BY finished_position"
+        statement = (
+            "SELECT * FROM stats_batches WHERE state = 'finished' ORDER BY finished_position"
+        )
         if limit is None:
             rows = self.views.query(statement)
         else:

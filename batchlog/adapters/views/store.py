@@ -111,10 +111,10 @@ class ViewStore:
                 cursor.execute("COMMIT")
             else:
                 assert self._pg is not None
-                with self._pg.transaction(), self._pg.cursor() as cursor:
+                with self._pg.transaction(), self._pg.cursor() as pg_cursor:
                     if snapshot:
-                        cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-                    yield cursor
+                        pg_cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                    yield pg_cursor
 
     def query(
         self, statement: str, params: Sequence[Any] = (), cursor: Any | None = None
@@ -128,7 +128,7 @@ class ViewStore:
                     assert self._pg is not None
                     cursor = self._pg.cursor()
             cursor.execute(self._sql(statement), tuple(params))
-            names = [column[0] for column in cursor.description]
+            names = [column[0] for column in cursor.description or ()]
             return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
     def execute(self, statement: str, params: Sequence[Any] = (), cursor: Any | None = None) -> int:
@@ -166,7 +166,9 @@ class ViewStore:
                 )
             self.write(cursor, tables, changes)
 
-    def write(self, cursor: Any, tables: Sequence[Table], changes: Changes, prefix: str = "") -> None:
+    def write(
+        self, cursor: Any, tables: Sequence[Table], changes: Changes, prefix: str = ""
+    ) -> None:
         """Write upserts and inserts of the given tables (into prefixed copies when asked)."""
         for table in tables:
             upserts = changes.upserts.get(table.name)
@@ -214,7 +216,9 @@ class ViewStore:
             )
             if not rows:
                 self.execute(
-                    "INSERT INTO projection_tracking (name, position) VALUES (?, 0)", (name,), cursor
+                    "INSERT INTO projection_tracking (name, position) VALUES (?, 0)",
+                    (name,),
+                    cursor,
                 )
             position = int(rows[0]["position"]) if rows else 0
             state = {
@@ -242,18 +246,16 @@ class ViewStore:
 
     def clear_error(self, name: str) -> bool:
         """Let a stopped projection try its failed event again; False if it was not stopped."""
-        return 1 == self.execute(
+        return self.execute(
             "UPDATE projection_tracking SET error_position = NULL, error_topic = NULL, "
             "error_message = NULL, error_at = NULL WHERE name = ? AND error_position IS NOT NULL",
             (name,),
-        )
+        ) == 1
 
     def skip(self, name: str, position: int, reason: str, actor: str) -> Row:
         """Record that an operator skipped the event a projection stopped on, and move past it."""
         with self.transaction() as cursor:
-            rows = self.query(
-                "SELECT * FROM projection_tracking WHERE name = ?", (name,), cursor
-            )
+            rows = self.query("SELECT * FROM projection_tracking WHERE name = ?", (name,), cursor)
             if not rows or rows[0]["error_position"] != position:
                 stopped = rows[0]["error_position"] if rows else None
                 raise ProjectionError(
