@@ -246,11 +246,14 @@ class ViewStore:
 
     def clear_error(self, name: str) -> bool:
         """Let a stopped projection try its failed event again; False if it was not stopped."""
-        return self.execute(
-            "UPDATE projection_tracking SET error_position = NULL, error_topic = NULL, "
-            "error_message = NULL, error_at = NULL WHERE name = ? AND error_position IS NOT NULL",
-            (name,),
-        ) == 1
+        return (
+            self.execute(
+                "UPDATE projection_tracking SET error_position = NULL, error_topic = NULL, "
+                "error_message = NULL, error_at = NULL WHERE name = ? AND error_position IS NOT NULL",
+                (name,),
+            )
+            == 1
+        )
 
     def skip(self, name: str, position: int, reason: str, actor: str) -> Row:
         """Record that an operator skipped the event a projection stopped on, and move past it."""
