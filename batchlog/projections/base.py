@@ -6,6 +6,7 @@ that the view store later writes, together with the tracking position, in one tr
 
 from __future__ import annotations
 
+import functools
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
@@ -25,6 +26,7 @@ _STREAM_PREFIXES: tuple[tuple[str, Stream], ...] = (
 )
 
 
+@functools.lru_cache(maxsize=256)
 def stream_of(topic: str) -> Stream:
     """Which aggregate stream a topic belongs to."""
     for prefix, stream in _STREAM_PREFIXES:
@@ -52,7 +54,12 @@ class EventRecord:
     @property
     def event_type(self) -> str:
         """The event's short class name, e.g. 'JobAdded'."""
-        return self.topic.rsplit(":", 1)[-1].rsplit(".", 1)[-1]
+        return _event_type(self.topic)
+
+
+@functools.lru_cache(maxsize=256)
+def _event_type(topic: str) -> str:
+    return topic.rsplit(":", 1)[-1].rsplit(".", 1)[-1]
 
 
 class ProjectionError(BatchlogError):
@@ -123,6 +130,13 @@ class Projection(ABC):
         """Record a new row of an append-only table."""
         if self.record_changes:
             self._changes.inserts.setdefault(table, []).append(row)
+
+    def keep_upserts(self, changes: Changes) -> None:
+        """Put taken upserts back (newer ones recorded since win), to write them later at once."""
+        for table, rows in changes.upserts.items():
+            pending = self._changes.upserts.setdefault(table, {})
+            for key, row in rows.items():
+                pending.setdefault(key, row)
 
     def take_changes(self) -> Changes:
         """The changes since the last call, as copies (later folds do not alter them)."""

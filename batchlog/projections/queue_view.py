@@ -170,13 +170,19 @@ class QueueProjection(ExecutionFolding, Projection):
 
     def _end(self, item: Row, event: EventRecord, status: str, outcome: str) -> None:
         """The item ended (it may still be held by the aggregate until it is settled)."""
-        item.update(status=status, outcome=outcome, ended_position=event.position)
         recent = self.recent.setdefault(item["queue_name"], [])
-        recent[:] = [row for row in recent if row["job_id"] != item["job_id"]]
-        recent.append(item)
-        recent.sort(key=recent_order)
-        del recent[RECENT_LIMIT:]
+        if item["ended_position"] is not None:
+            recent[:] = [row for row in recent if row["job_id"] != item["job_id"]]
+        item.update(status=status, outcome=outcome, ended_position=event.position)
         self._save_item(item, event)
+        key = recent_order(item)
+        if len(recent) >= RECENT_LIMIT and key > recent_order(recent[-1]):
+            return  # older than everything kept
+        index = 0
+        while index < len(recent) and recent_order(recent[index]) < key:
+            index += 1
+        recent.insert(index, item)
+        del recent[RECENT_LIMIT:]
 
     def _leave(self, item: Row, event: EventRecord) -> None:
         """The item left the aggregate's state; later events can no longer touch it."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,7 +11,7 @@ from batchlog.adapters.store import EventStore
 from batchlog.adapters.views.decode import DecodeFailure, NotificationDecoder
 from batchlog.adapters.views.store import SCRATCH_PREFIX, ViewStore
 from batchlog.projections import PROJECTIONS
-from batchlog.projections.base import Projection, ProjectionError, Table
+from batchlog.projections.base import Changes, Projection, ProjectionError, Table
 
 FLUSH_EVERY = 20_000
 PAGE_SIZE = 5_000
@@ -76,20 +76,25 @@ def rebuild_into_scratch(
         pending += len(page)
         position = page[-1].id
         if pending >= FLUSH_EVERY:
-            result.rows += _flush(views, projections.values())
+            result.rows += _flush(views, projections.values(), final=False)
             pending = 0
-    result.rows += _flush(views, projections.values())
+    result.rows += _flush(views, projections.values(), final=True)
     result.seconds = time.perf_counter() - started
     return result
 
 
-def _flush(views: ViewStore, projections: Sequence[Projection] | Any) -> int:
+def _flush(views: ViewStore, projections: Iterable[Projection], *, final: bool) -> int:
+    """Write appended rows now; keep upserted rows (last one wins) until the final flush, so
+    each is written once, in bulk, into its empty scratch table."""
     written = 0
     with views.transaction() as cursor:
         for projection in projections:
             changes = projection.take_changes()
+            if not final:
+                projection.keep_upserts(changes)
+                changes = Changes(inserts=changes.inserts)
             written += changes.row_count()
-            views.write(cursor, projection.tables, changes, prefix=SCRATCH_PREFIX)
+            views.write(cursor, projection.tables, changes, prefix=SCRATCH_PREFIX, empty=True)
     return written
 
 

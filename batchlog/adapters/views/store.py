@@ -167,12 +167,20 @@ class ViewStore:
             self.write(cursor, tables, changes)
 
     def write(
-        self, cursor: Any, tables: Sequence[Table], changes: Changes, prefix: str = ""
+        self,
+        cursor: Any,
+        tables: Sequence[Table],
+        changes: Changes,
+        prefix: str = "",
+        *,
+        empty: bool = False,
     ) -> None:
-        """Write upserts and inserts of the given tables (into prefixed copies when asked)."""
+        """Write upserts and inserts (into prefixed copies when asked; `empty`: bulk-insert)."""
         for table in tables:
             upserts = changes.upserts.get(table.name)
-            if upserts:
+            if upserts and empty:
+                self._insert(cursor, table, prefix + table.name, list(upserts.values()))
+            elif upserts:
                 self._upsert(cursor, table, prefix + table.name, list(upserts.values()))
             inserts = changes.inserts.get(table.name)
             if inserts:
