@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -236,3 +237,20 @@ def test_history_and_lineage_follow_a_job_into_its_batch_and_its_outputs(store, 
     (stat,) = service.batch_stats()
     assert stat["batch_size"] == 2 and stat["seconds"] == 1.5
     assert stat["analysis_id"] == lineage["analyses"][0] and stat["num_steps"] == 10
+
+
+def test_a_started_host_follows_the_log_until_stopped(database_url, store):
+    world = World(save=store.save)
+    with ProjectionHost(database_url, poll_interval=0.05) as host:
+        host.start()
+        world.run([("add", 0), ("add", 1)])
+        head = int(store.recorder.max_notification_id() or 0)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and _count(host, "history_events") < head:
+            time.sleep(0.05)
+        assert _count(host, "history_events") == head
+        host.stop()
+        assert not host.following
+        world.run([("add", 2)])
+        time.sleep(0.3)
+        assert _count(host, "history_events") == head  # stopped means stopped

@@ -117,13 +117,20 @@ class ProjectionHost:
 
     # ---- catching up -----------------------------------------------------------------------
 
-    def catch_up(self, names: Sequence[str] | None = None, max_pages: int | None = None) -> int:
+    def catch_up(
+        self,
+        names: Sequence[str] | None = None,
+        max_pages: int | None = None,
+        interrupt: threading.Event | None = None,
+    ) -> int:
         """Apply every event up to the log head to the named projections; returns how many."""
         with self._lock:
             runtimes = [self._runtimes[n] for n in (names or self._runtimes)]
             self._refresh(runtimes)
             applied, pages = 0, 0
-            while max_pages is None or pages < max_pages:
+            while (max_pages is None or pages < max_pages) and not (
+                interrupt and interrupt.is_set()
+            ):
                 active = [rt for rt in runtimes if rt.error is None]
                 if not active:
                     break
@@ -219,7 +226,7 @@ class ProjectionHost:
                 if listener is None and channel and self.views.dialect == "postgres":
                     listener = psycopg.connect(self.views.target.conninfo(), autocommit=True)
                     listener.execute(sql.SQL("LISTEN {0}").format(sql.Identifier(channel)))
-                self.catch_up()
+                self.catch_up(interrupt=self._stopping)
                 self.last_error = None
                 backoff = self.poll_interval
                 if listener is not None:

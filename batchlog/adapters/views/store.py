@@ -93,6 +93,12 @@ class ViewStore:
 
     # ---- plumbing ----------------------------------------------------------------------------
 
+    def _pg_connection(self) -> psycopg.Connection[Any]:
+        """The PostgreSQL connection, reopened if the server dropped it."""
+        if self._pg is None or self._pg.closed or self._pg.broken:
+            self._pg = psycopg.connect(self.target.conninfo(), autocommit=True)
+        return self._pg
+
     def _sql(self, statement: str) -> str:
         return statement if self.dialect == "sqlite" else statement.replace("?", "%s")
 
@@ -110,8 +116,8 @@ class ViewStore:
                     raise
                 cursor.execute("COMMIT")
             else:
-                assert self._pg is not None
-                with self._pg.transaction(), self._pg.cursor() as pg_cursor:
+                connection = self._pg_connection()
+                with connection.transaction(), connection.cursor() as pg_cursor:
                     if snapshot:
                         pg_cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
                     yield pg_cursor
@@ -125,8 +131,7 @@ class ViewStore:
                 if self._sqlite is not None:
                     cursor = self._sqlite.cursor()
                 else:
-                    assert self._pg is not None
-                    cursor = self._pg.cursor()
+                    cursor = self._pg_connection().cursor()
             cursor.execute(self._sql(statement), tuple(params))
             names = [column[0] for column in cursor.description or ()]
             return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
