@@ -34,8 +34,8 @@ from batchlog.projections import PROJECTION_NAMES
 from tests.workload import World
 
 MIX = (
-    ["add"] * 5
-    + ["claim"] * 4
+    ["add"] * 4
+    + ["claim"] * 5
     + ["start"] * 4
     + ["run_ok"] * 10
     + ["run_failed"]
@@ -57,6 +57,17 @@ def fresh_database(url: str | None) -> str:
         fresh = url.rsplit("/", 1)[0] + "/" + name
     migrate(fresh)
     return fresh
+
+
+def drop_database(server_url: str | None, url: str) -> None:
+    """Drop a benchmark database made by fresh_database (PostgreSQL only)."""
+    if server_url is None or server_url.startswith("sqlite"):
+        return
+    admin = parse_database_url(server_url)
+    with psycopg.connect(admin.conninfo(), autocommit=True) as connection:
+        connection.execute(
+            f'DROP DATABASE IF EXISTS "{parse_database_url(url).dbname}" WITH (FORCE)'
+        )
 
 
 def build_history(store: EventStore, events: int, seed: int = 7) -> World:
@@ -150,11 +161,19 @@ def main() -> None:
     args = parser.parse_args()
 
     url = fresh_database(args.database_url)
+    try:
+        run(url, args.events, args.lag_writes)
+    finally:
+        drop_database(args.database_url, url)
+
+
+def run(url: str, events: int, lag_writes: int) -> None:
+    """Build the history, then measure."""
     dialect = parse_database_url(url).dialect
-    print(f"# {dialect}: building a history of ~{args.events} events", flush=True)
+    print(f"# {dialect}: building a history of ~{events} events", flush=True)
     store = open_store(url)
     started = time.perf_counter()
-    world = build_history(store, args.events)
+    world = build_history(store, events)
     head = int(store.recorder.max_notification_id() or 0)
     print(f"built {head} events (queue at sequence {world.queue.version}) "
           f"in {time.perf_counter() - started:.1f}s")  # fmt: skip
@@ -192,7 +211,7 @@ def main() -> None:
     store.close()
 
     poll = 0.2 if dialect == "sqlite" else 0.5
-    lags = sorted(live_lag(url, args.lag_writes, 0.01, poll))
+    lags = sorted(live_lag(url, lag_writes, 0.01, poll))
     p50, p95 = statistics.median(lags), lags[int(len(lags) * 0.95) - 1]
     how = "polling every 0.2 s" if dialect == "sqlite" else "LISTEN/NOTIFY"
     print(f"live lag event → queue view ({how}, {len(lags)} writes): "

@@ -321,6 +321,8 @@ class QueueProjection(ExecutionFolding, Projection):
     # ---- state in and out ------------------------------------------------------------------
 
     def _checkpoint(self, queue: Row, position: int) -> None:
+        if not self.record_changes:
+            return
         self.insert(
             CHECKPOINTS.name,
             {
