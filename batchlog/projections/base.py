@@ -147,17 +147,22 @@ class Projection(ABC):
         return changes
 
 
-def dumps(value: Any) -> str:
-    """Deterministic JSON (sorted keys, ISO datetimes), so a rebuild writes identical text."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=_jsonable)
-
-
 def _jsonable(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
-    if isinstance(value, set | frozenset | tuple):
-        return sorted(value) if isinstance(value, set | frozenset) else list(value)
+    if isinstance(value, set | frozenset):
+        return sorted(value)
     return str(value)
+
+
+_ENCODER = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_jsonable
+)
+
+
+def dumps(value: Any) -> str:
+    """Deterministic JSON (sorted keys, ISO datetimes), so a rebuild writes identical text."""
+    return _ENCODER.encode(value)
 
 
 def iso(value: Any) -> str | None:

@@ -303,6 +303,8 @@ class QueueProjection(ExecutionFolding, Projection):
                 run.get("job_id") or source_job_of(run["run_id"]) for run in half_runs
             )
             position = half["position"]
+            if isinstance(position, int):  # a bare major position, as in JobAdded
+                position = [position, 0]
             self._new_item(
                 event,
                 job_id=half["job_id"],

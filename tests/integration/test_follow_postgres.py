@@ -34,9 +34,11 @@ def test_three_writer_processes_and_a_follower_miss_no_event(postgres_url):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     store = open_store(postgres_url)
     host = ProjectionHost(postgres_url, poll_interval=0.05)
+    second = ProjectionHost(postgres_url, poll_interval=0.05)  # a rival host of the same views
     writers: list[subprocess.Popen[bytes]] = []
     try:
         host.start()
+        second.start()
         writers = [
             subprocess.Popen(
                 [sys.executable, "-c", WRITER, postgres_url, f"writer{n}", str(JOBS_PER_WRITER)],
@@ -55,6 +57,7 @@ def test_three_writer_processes_and_a_follower_miss_no_event(postgres_url):
                 break
             time.sleep(0.1)
         assert host.following and host.last_error is None
+        assert second.following and second.last_error is None
         assert [row["error"] for row in host.status()] == [None, None, None]
 
         stored = {n.id for n in store.recorder.select_notifications(start=1, limit=100_000)}
@@ -67,6 +70,7 @@ def test_three_writer_processes_and_a_follower_miss_no_event(postgres_url):
             f"writer{n}" for n in range(3) for _ in range(JOBS_PER_WRITER)
         )
         host.stop()
+        second.stop()
         assert verify(store, host.views, list(PROJECTION_NAMES)).ok
     finally:
         for writer in writers:
@@ -74,4 +78,5 @@ def test_three_writer_processes_and_a_follower_miss_no_event(postgres_url):
                 writer.kill()
                 writer.wait(10)
         host.close()
+        second.close()
         store.close()
