@@ -254,3 +254,10 @@ def test_a_started_host_follows_the_log_until_stopped(database_url, store):
         world.run([("add", 2)])
         time.sleep(0.3)
         assert _count(host, "history_events") == head  # stopped means stopped
+
+
+def test_an_unmigrated_sqlite_file_gets_its_views_on_first_read(tmp_path, settings):
+    url = f"sqlite:///{tmp_path / 'fresh.sqlite3'}"
+    with QueueService(url, settings=settings) as service:
+        job_id = service.add_job([service.create_prompt("a cat")], job_type="upscale")
+        assert [job["id"] for job in service.get_queue_status()["queued_jobs"]] == [job_id]

@@ -11,7 +11,9 @@ recorded and shown in `batchlog projections status`); it never loops on it or sk
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -21,6 +23,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from batchlog.adapters.migrations import migrate
 from batchlog.adapters.store import EventStore, open_store
 from batchlog.adapters.views.decode import DecodeFailure, NotificationDecoder
 from batchlog.adapters.views.store import TrackingConflictError, ViewStore
@@ -68,6 +71,8 @@ class ProjectionHost:
         self._own_store = store is None
         self.store = store or open_store(database_url)
         self.views = ViewStore(database_url)
+        if self.views.dialect == "sqlite":
+            _ensure_sqlite_views(database_url, self.views)
         self.decoder = NotificationDecoder(self.store.mapper)
         self._runtimes = {name: _Runtime(name, chosen[name]) for name in names}
         self.poll_interval = poll_interval
@@ -280,6 +285,15 @@ class ProjectionHost:
                 }
             )
         return report
+
+
+def _ensure_sqlite_views(database_url: str, views: ViewStore) -> None:
+    """The embedded default needs no set-up: apply SQLite view migrations on first use."""
+    for _ in range(3):
+        if views.query("SELECT name FROM sqlite_master WHERE name = 'projection_tracking'"):
+            return
+        with contextlib.suppress(sqlite3.OperationalError):  # another process got there first
+            migrate(database_url)
 
 
 def _fold(
