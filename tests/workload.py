@@ -46,6 +46,9 @@ COMMANDS = (
     "finish",
     "fail_retry",
     "fail_dead",
+    "fail_split",
+    "fail_split",
+    "settle",
     "lease_expired",
 )
 commands = st.lists(
@@ -274,6 +277,31 @@ class World:
         else:
             self.queue.dead_letter(execution.item_id, token, "failure", "boom")
         self.save(execution, self.queue)
+        return True
+
+    def fail_split(self, k: int) -> bool:
+        running = [
+            ex for ex in self.executions.values() if ex.state == "running" and len(ex.run_ids) > 1
+        ]
+        if not running:
+            return False
+        execution = running[k % len(running)]
+        execution.fail("out of memory", retryable=True, out_of_memory=True, seconds=0.1)
+        number = self._next()
+        self.queue.split_item(
+            execution.item_id,
+            execution.claim_token,
+            "out-of-memory",
+            [f"half_{number:05d}_a", f"half_{number:05d}_b"],
+        )
+        self.save(execution, self.queue)
+        return True
+
+    def settle(self, _: int) -> bool:
+        if self.queue.paused or not self._ended_items():
+            return False
+        self.queue.settle(self._ended_items(), "runner0")
+        self.save(self.queue)
         return True
 
     def fail_retry(self, k: int) -> bool:

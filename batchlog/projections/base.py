@@ -16,13 +16,14 @@ from typing import Any, ClassVar, Literal
 
 from batchlog.domain.errors import BatchlogError
 
-Stream = Literal["queue", "execution", "prompt", "other"]
+Stream = Literal["queue", "execution", "prompt", "runner", "other"]
 Row = dict[str, Any]
 
 _STREAM_PREFIXES: tuple[tuple[str, Stream], ...] = (
     ("batchlog.queue:", "queue"),
     ("batchlog.execution:", "execution"),
     ("batchlog.prompt:", "prompt"),
+    ("batchlog.runner:", "runner"),
 )
 
 

@@ -21,7 +21,10 @@ from batchlog.projections.base import (
     dumps,
     source_job_of,
 )
-from batchlog.projections.queue_view import ITEM_SPLIT_TOPIC
+from batchlog.projections.queue_tables import ITEM_SPLIT_TOPIC, ITEMS_SETTLED_TOPIC
+
+RUNNER_STARTED_TOPIC = "batchlog.runner:RunnerSession.Started"
+RUNNER_STOPPED_TOPIC = "batchlog.runner:RunnerSession.Stopped"
 
 EVENTS = Table(
     "history_events",
@@ -95,6 +98,18 @@ class HistoryProjection(Projection):
                 f"{e.payload['reason']}: {e.payload['error']}",
             ),
             ITEM_SPLIT_TOPIC: _split,
+            ITEMS_SETTLED_TOPIC: lambda e: (
+                e.payload["actor"],
+                list(e.payload["job_ids"]),
+                f"settled {', '.join(e.payload['job_ids'])} (their executions ended)",
+            ),
+            RUNNER_STARTED_TOPIC: lambda e: (
+                e.payload["runner_id"],
+                [],
+                f"runner {e.payload['runner_id']} started on {e.payload['backend']}/"
+                f"{e.payload['device']} for {', '.join(e.payload['job_types'])}",
+            ),
+            RUNNER_STOPPED_TOPIC: lambda e: ("", [], "runner stopped"),
             Prompt.Created.TOPIC: lambda e: (
                 str(e.payload.get("actor", "")),
                 [],
@@ -178,16 +193,21 @@ class HistoryProjection(Projection):
                 summary = f"execution of {item_id} superseded: {p['reason']}"
             case "LeaseExtended":
                 summary = f"lease on {item_id} extended to {p['lease_expires_at']}"
+            case "ResultRefused":
+                runner = p["runner_id"]
+                summary = (
+                    f"late result from {runner} for {item_id} refused "
+                    f"(execution {p['state']}): {p['reason']}"
+                )
             case _:
                 summary = f"{event.event_type} of {item_id}"
-        if event.event_type in {"Finished", "Failed", "Superseded"}:
+        if event.event_type in {"Finished", "Failed", "Superseded"} and not execution["ended"]:
             execution["ended"] = 1
-            self.executions.pop(event.originator_id, None)
             self.upsert(HISTORY_EXECUTIONS.name, execution)
         return runner, job_ids, summary
 
     def restore(self, rows: Mapping[str, list[Row]]) -> None:
-        """Load the executions that have not ended."""
+        """Load every execution (late events of ended ones still name their item)."""
         self.executions = {row["execution_id"]: dict(row) for row in rows.get("executions", [])}
 
 

@@ -12,9 +12,16 @@ from batchlog.projections.base import Row
 from batchlog.projections.queue_view import RECENT_LIMIT, QueueProjection, recent_order
 
 
-def queued_order(row: Mapping[str, Any]) -> tuple[int, int, int]:
-    """Queue order: higher priority first, then position."""
-    return (-int(row["priority"]), int(row["position_major"]), int(row["position_minor"]))
+def queued_order(row: Mapping[str, Any]) -> tuple[int, int, int, int, int]:
+    """Queue order: higher priority first, then position; ties (the halves of a split) in the
+    order they were made."""
+    return (
+        -int(row["priority"]),
+        int(row["position_major"]),
+        int(row["position_minor"]),
+        int(row["added_position"]),
+        int(row["added_index"]),
+    )
 
 
 def item_entry(row: Mapping[str, Any], position: int | None) -> dict[str, Any]:

@@ -8,6 +8,8 @@ from typing import Any
 from batchlog.projections.base import Table
 
 ITEM_SPLIT_TOPIC = "batchlog.queue:Queue.ItemSplit"
+ITEMS_SETTLED_TOPIC = "batchlog.queue:Queue.ItemsSettled"
+RESULT_REFUSED_TOPIC = "batchlog.execution:Execution.ResultRefused"
 RECENT_LIMIT = 50
 CHECKPOINT_INTERVAL = 1000
 ENDED_STATUSES = ("done", "failed", "dead_lettered", "cancelled", "retired", "split")
@@ -56,6 +58,7 @@ ITEMS = Table(
         "progress_total",
         "outcome",
         "added_position",
+        "added_index",
         "claimed_position",
         "ended_position",
         "updated_position",

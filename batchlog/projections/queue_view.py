@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 from batchlog.domain.execution import Execution
+from batchlog.domain.jobs import BATCHABLE_JOB_TYPES
 from batchlog.domain.prompt import Prompt
 from batchlog.domain.queue import DEFAULT_BATCH_SIZE, Queue
 from batchlog.projections.base import (
@@ -22,7 +23,6 @@ from batchlog.projections.base import (
     UnknownEventError,
     dumps,
     iso,
-    source_job_of,
 )
 from batchlog.projections.queue_executions import ExecutionFolding
 from batchlog.projections.queue_tables import (
@@ -32,8 +32,10 @@ from batchlog.projections.queue_tables import (
     EXECUTIONS,
     ITEM_SPLIT_TOPIC,
     ITEMS,
+    ITEMS_SETTLED_TOPIC,
     QUEUES,
     RECENT_LIMIT,
+    RESULT_REFUSED_TOPIC,
     recent_order,
 )
 
@@ -64,6 +66,8 @@ class QueueProjection(ExecutionFolding, Projection):
             Queue.ItemRequeued.TOPIC: self._item_requeued,
             Queue.ItemDeadLettered.TOPIC: self._item_dead_lettered,
             ITEM_SPLIT_TOPIC: self._item_split,
+            ITEMS_SETTLED_TOPIC: self._items_settled,
+            RESULT_REFUSED_TOPIC: _ignore,
             Execution.Started.TOPIC: self._started,
             Execution.LeaseExtended.TOPIC: self._lease_extended,
             Execution.RunSucceeded.TOPIC: self._run_outcome,
@@ -80,6 +84,8 @@ class QueueProjection(ExecutionFolding, Projection):
         """Fold one event; queue events also advance their queue's sequence."""
         handler = self._handlers.get(event.topic)
         if handler is None:
+            if event.stream not in {"queue", "execution"}:
+                return  # prompts, runner sessions: nothing the queue view shows
             raise UnknownEventError(f"the queue view does not know event topic {event.topic!r}")
         if event.stream == "queue" and event.topic != Queue.Created.TOPIC:
             queue = self._queue(event)
@@ -145,6 +151,7 @@ class QueueProjection(ExecutionFolding, Projection):
             "attempt": 0,
             "outcome": None,
             "added_position": event.position,
+            "added_index": 0,
             "ended_position": None,
             **_NO_CLAIM,
             **fields,
@@ -224,7 +231,7 @@ class QueueProjection(ExecutionFolding, Projection):
             targets = ", ".join(item["merged_into"]) or "nothing"
             self._end(item, event, "retired", f"merged into {targets} by {p['analysis_id']}")
             self._leave(item, event)
-        for new in p["new_jobs"]:
+        for index, new in enumerate(p["new_jobs"]):
             self._new_item(
                 event,
                 job_id=new["job_id"],
@@ -236,6 +243,7 @@ class QueueProjection(ExecutionFolding, Projection):
                 submitter=", ".join(dict.fromkeys(submitters[j] for j in new["source_job_ids"])),
                 source_job_ids=list(new["source_job_ids"]),
                 analysis_id=p["analysis_id"],
+                added_index=index,
             )
         queue = self.queues[event.originator_id]
         queue["latest_analysis_id"] = None
@@ -243,13 +251,7 @@ class QueueProjection(ExecutionFolding, Projection):
 
     def _item_claimed(self, event: EventRecord) -> None:
         p = event.payload
-        for settled_id in p.get("settled_job_ids") or []:
-            settled = self.items.get(settled_id)
-            if settled is None:
-                continue
-            if settled["ended_position"] is None:
-                self._end(settled, event, "done", "settled without a recorded finish")
-            self._leave(settled, event)
+        self._settle(list(p.get("settled_job_ids") or []), event)
         item = self._item(p["job_id"])
         item.update(
             status="claimed",
@@ -297,28 +299,38 @@ class QueueProjection(ExecutionFolding, Projection):
         halves = [half["job_id"] for half in p["new_jobs"]]
         self._end(parent, event, "split", f"split into {', '.join(halves)}: {p['reason']}")
         self._leave(parent, event)
-        for half in p["new_jobs"]:
-            half_runs = [runs[run_id] for run_id in half["run_ids"]]
-            sources = dict.fromkeys(
-                run.get("job_id") or source_job_of(run["run_id"]) for run in half_runs
-            )
+        batchable = parent["job_type"] in BATCHABLE_JOB_TYPES
+        for index, half in enumerate(p["new_jobs"]):
             position = half["position"]
             if isinstance(position, int):  # a bare major position, as in JobAdded
                 position = [position, 0]
             self._new_item(
                 event,
                 job_id=half["job_id"],
-                job_type="batch_inference",
+                job_type="batch_inference" if batchable else parent["job_type"],
                 priority=int(half.get("priority", parent["priority"])),
                 position_major=int(position[0]),
                 position_minor=int(position[1]),
-                runs=half_runs,
+                runs=[runs[run_id] for run_id in half["run_ids"]],
                 submitter=parent["submitter"],
                 options=dict(parent["options"]),
-                source_job_ids=[j for j in parent["source_job_ids"] if j in sources]
-                or list(sources),
+                source_job_ids=list(parent["source_job_ids"]) or [parent["job_id"]],
                 analysis_id=parent["analysis_id"],
+                added_index=index,
             )
+
+    def _items_settled(self, event: EventRecord) -> None:
+        self._settle(event.payload["job_ids"], event)
+
+    def _settle(self, job_ids: list[str], event: EventRecord) -> None:
+        """Items whose execution ended leave the aggregate's state (the view shows them done)."""
+        for job_id in job_ids:
+            settled = self.items.get(job_id)
+            if settled is None:
+                continue
+            if settled["ended_position"] is None:
+                self._end(settled, event, "done", "settled without a recorded finish")
+            self._leave(settled, event)
 
     # ---- state in and out ------------------------------------------------------------------
 

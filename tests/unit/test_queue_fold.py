@@ -118,3 +118,20 @@ def test_a_batch_with_a_failed_run_is_not_reported_done():
     (recent,) = status_from_projection(projection, "default")["recent"]
     assert recent["status"] == "failed"
     assert recent["outcome"].startswith("0/1 runs succeeded")
+
+
+def test_halves_of_splits_keep_the_aggregates_order_and_every_run():
+    world = World()
+    world.run(
+        [("add", 2), ("claim", 0), ("start", 0), ("fail_split", 0), ("claim", 0), ("start", 0),
+         ("fail_split", 0), ("add", 0), ("settle", 0)]
+    )  # fmt: skip
+    projection, rows = _fold(world)
+    status = status_from_projection(projection, "default")
+    expected = [item.job_id for item in world.queue.queued_in_order()]
+    assert [job["id"] for job in status["queued_jobs"]] == expected
+    assert expected[:3] == ["half_00003_b", "half_00005_a", "half_00005_b"]  # one position, tied
+    assert sum(job["runs"] for job in status["queued_jobs"]) == 4
+    assert [job["source_job_ids"] for job in status["queued_jobs"]][:3] == [["job_00001"]] * 3
+    splits = [row for row in rows.values() if row["status"] == "split"]
+    assert len(splits) == 2

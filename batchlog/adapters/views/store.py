@@ -41,7 +41,7 @@ _STATE_QUERIES: dict[str, dict[str, tuple[str, str]]] = {
     "history": {
         "executions": (
             "history_executions",
-            "SELECT * FROM history_executions WHERE ended = 0",
+            "SELECT * FROM history_executions",
         ),
     },
     "stats": {

@@ -38,6 +38,7 @@ CREATE TABLE queue_view_items (
     progress_total INTEGER NOT NULL,
     outcome TEXT,
     added_position BIGINT NOT NULL,
+    added_index INTEGER NOT NULL,
     claimed_position BIGINT,
     ended_position BIGINT,
     updated_position BIGINT NOT NULL

@@ -38,6 +38,7 @@ CREATE TABLE queue_view_items (
     progress_total INTEGER NOT NULL,
     outcome TEXT,
     added_position INTEGER NOT NULL,
+    added_index INTEGER NOT NULL,
     claimed_position INTEGER,
     ended_position INTEGER,
     updated_position INTEGER NOT NULL
