@@ -191,11 +191,12 @@ class ViewStore:
             if inserts:
                 self._insert(cursor, table, prefix + table.name, inserts)
 
-    def _values(self, table: Table, row: Mapping[str, Any]) -> tuple[Any, ...]:
-        return tuple(
-            dumps(row[column]) if column in table.json_columns else row[column]
-            for column in table.columns
-        )
+    @staticmethod
+    def _values(table: Table, row: Mapping[str, Any]) -> tuple[Any, ...]:
+        if not table.json_columns:
+            return tuple([row[column] for column in table.columns])
+        json_columns = table.json_columns
+        return tuple([dumps(row[c]) if c in json_columns else row[c] for c in table.columns])
 
     def _upsert(self, cursor: Any, table: Table, name: str, rows: list[Row]) -> None:
         columns = ", ".join(table.columns)
