@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
+import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -93,3 +95,31 @@ def test_a_stopped_view_is_named_and_an_operator_can_skip_the_event(cli):
     assert status["queue"]["skips"][0]["reason"] == "written by a newer version"
     assert status["queue"]["skips"][0]["actor"] == "operator"
     cli("replay", "--verify")
+
+
+def test_projections_run_follows_the_log_in_its_own_process_until_sigterm(cli, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "BATCHLOG_DATA_DIR": str(tmp_path / "data")}
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "batchlog", "projections", "run", "--poll", "0.05"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        prompt = cli("prompts", "add", "a cat").stdout.strip()
+        cli("add", prompt, "--weights", '{"vis": 0.5}')
+        db = sqlite3.connect(cli.url.removeprefix("sqlite:///"))
+        deadline = time.monotonic() + 30
+        rows: list[tuple[str, int]] = []
+        while time.monotonic() < deadline:
+            rows = db.execute("SELECT name, position FROM projection_tracking").fetchall()
+            if rows and all(position == 3 for _, position in rows):
+                break
+            time.sleep(0.05)
+        db.close()
+        assert sorted(rows) == [("history", 3), ("queue", 3), ("stats", 3)]
+        follower.send_signal(signal.SIGTERM)
+        _, stderr = follower.communicate(timeout=30)
+        assert follower.returncode == 0, stderr
+    finally:
+        if follower.poll() is None:
+            follower.kill()
+            follower.wait(10)
