@@ -251,11 +251,12 @@ class ViewStore:
     # ---- errors and skips --------------------------------------------------------------------
 
     def record_error(self, name: str, position: int, topic: str, message: str) -> None:
-        """Mark a projection stopped at the event it failed on."""
+        """Mark a projection stopped at the event it failed on (unless a host that could apply
+        it, e.g. a newer version, already moved past it)."""
         self.execute(
             "UPDATE projection_tracking SET error_position = ?, error_topic = ?, "
-            "error_message = ?, error_at = ? WHERE name = ?",
-            (position, topic, message, _now(), name),
+            "error_message = ?, error_at = ? WHERE name = ? AND position < ?",
+            (position, topic, message, _now(), name, position),
         )
 
     def clear_error(self, name: str) -> bool:
