@@ -120,6 +120,10 @@ class ProjectionHost:
         """Whether the follower thread is running."""
         return self._thread is not None and self._thread.is_alive()
 
+    def stopped_at(self, name: str) -> dict[str, Any] | None:
+        """Where this host saw a projection stop (position, topic, message), or None."""
+        return self._runtimes[name].error
+
     # ---- catching up -----------------------------------------------------------------------
 
     def catch_up(

@@ -45,7 +45,7 @@ class ViewReader:
 
     def _caught_up(self, name: str) -> None:
         self.host.catch_up([name])
-        stopped = self.host._runtimes[name].error
+        stopped = self.host.stopped_at(name)
         if stopped is not None:
             raise ProjectionStoppedError(
                 f"The {name} view stopped at event {stopped['position']} ({stopped['topic']}): "
