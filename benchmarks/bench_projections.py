@@ -186,11 +186,18 @@ def run(url: str, events: int, lag_writes: int) -> None:
         live_rate = head / (time.perf_counter() - live_started)
         targets = {name: head for name in PROJECTION_NAMES}
         rebuilt = rebuild_into_scratch(store, host.views, targets)
+        alone = {
+            name: rebuild_into_scratch(store, host.views, {name: head}) for name in PROJECTION_NAMES
+        }
     rebuild_rate = rebuilt.events / rebuilt.seconds
     print(f"raw select_notifications:      {raw:>10,.0f} events/s (ceiling)")
     print(f"read + decode:                 {decoded:>10,.0f} events/s")
     print(f"rebuild all 3 views (scratch): {rebuild_rate:>10,.0f} events/s "
           f"({rebuilt.rows} rows; {rebuild_rate / raw:.0%} of the ceiling)")  # fmt: skip
+    for name, result in alone.items():
+        print(
+            f"rebuild {name + ' view alone:':<22}{result.events / result.seconds:>10,.0f} events/s"
+        )
     print(f"live catch-up, all 3 views:    {live_rate:>10,.0f} events/s (pages of 1000, tracked)")
 
     reader = ViewReader(url, store=store)
