@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from batchlog.adapters.cli import (
+    projection_commands,  # noqa: F401  (registers commands)
     queue_commands,  # noqa: F401  (registers commands)
     runner_commands,  # noqa: F401  (registers commands)
     ui_commands,  # noqa: F401  (registers commands)
