@@ -127,6 +127,11 @@ def test_the_guides_workflow_runs_end_to_end(
     assert "Queue resumed." in cli.run("resume").stdout
     assert cli.json("status")["paused"] is False
 
+    lineage = cli.json("lineage", first)
+    assert lineage["merged_into"] in {job["id"] for job in after["queued_jobs"]}
+    before_execute = cli.json("queue-at", str(strict_again["sequence"]))
+    assert [job["id"] for job in before_execute["queued_jobs"]] == [first, *more]
+
 
 def test_a_stale_execute_exits_non_zero_with_the_guides_message(
     tmp_path: Path, database_url: str
