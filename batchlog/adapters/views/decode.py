@@ -11,12 +11,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from eventsourcing.persistence import Mapper, Notification
+import orjson
+from eventsourcing.persistence import JSONTranscoder, Mapper, Notification
 from eventsourcing.utils import resolve_topic
 
 from batchlog.projections.base import EventRecord
 
 _ENVELOPE = ("originator_id", "originator_version", "timestamp")
+_MARKER = b'"_type_"'
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,8 @@ class NotificationDecoder:
     def __init__(self, mapper: Mapper[Any]) -> None:
         self._mapper = mapper
         self._classes: dict[str, Any] = {}
+        transcoder = mapper.transcoder
+        self._names = transcoder.names if type(transcoder) is JSONTranscoder else None
 
     def decode(self, notification: Notification) -> EventRecord | DecodeFailure:
         """Decode one notification, or describe why it cannot be decoded."""
@@ -58,7 +62,9 @@ class NotificationDecoder:
             state = self._mapper.cipher.decrypt(state)
         if self._mapper.compressor is not None:
             state = self._mapper.compressor.decompress(state)
-        fields: dict[str, Any] = self._mapper.transcoder.decode(state)
+        fields = self._fast_fields(state) if self._names is not None else None
+        if fields is None:
+            fields = self._mapper.transcoder.decode(state)
         from_version = fields.pop("class_version", 1)
         cls = self._event_class(notification.topic)
         if cls is not None:
@@ -78,6 +84,41 @@ class NotificationDecoder:
             timestamp=timestamp,
             payload=fields,
         )
+
+    def _fast_fields(self, state: bytes) -> dict[str, Any] | None:
+        """The JSONTranscoder's result, parsed by orjson, when every transcoded value (a
+        {"_type_", "_data_"} object) is a top-level field; None sends the state the slow way."""
+        try:
+            fields = orjson.loads(state)
+        except orjson.JSONDecodeError:  # NaN, integers beyond 64 bits, lone surrogates
+            return None
+        if type(fields) is not dict or "_type_" in fields:
+            return None
+        markers = state.count(_MARKER)
+        if markers and type(fields.get("timestamp")) is dict:  # usually the only one
+            if not self._untranscode(fields, "timestamp"):
+                return None
+            markers -= 1
+        if markers:
+            for key, value in fields.items():
+                if type(value) is dict and "_type_" in value and key != "timestamp":
+                    if not self._untranscode(fields, key):
+                        return None
+                    markers -= 1
+        return fields if markers == 0 else None
+
+    def _untranscode(self, fields: dict[str, Any], key: str) -> bool:
+        """Decode fields[key] if it is a transcoded value the transcoder knows."""
+        assert self._names is not None
+        value = fields[key]
+        data = value.get("_data_")
+        if len(value) != 2 or type(data) is not str:
+            return False
+        transcoding = self._names.get(value["_type_"])
+        if transcoding is None:
+            return False  # the slow way raises the transcoder's own error
+        fields[key] = transcoding.decode(data)
+        return True
 
     def _event_class(self, topic: str) -> Any:
         if topic not in self._classes:
