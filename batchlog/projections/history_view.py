@@ -141,7 +141,9 @@ class HistoryProjection(Projection):
                 "actor": actor,
                 "job_ids": dumps(job_ids),
                 "summary": summary,
-                "payload": dumps(dict(event.payload)),
+                "payload": dumps(
+                    payload if type(payload := event.payload) is dict else dict(payload)
+                ),
             },
         )
         for job_id in job_ids:

@@ -8,10 +8,12 @@ event that was already applied (by this host or another) is refused, never appli
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
+import operator
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -50,6 +52,17 @@ _STATE_QUERIES: dict[str, dict[str, tuple[str, str]]] = {
         "batch_jobs": ("stats_batch_jobs", "SELECT * FROM stats_batch_jobs"),
     },
 }
+
+
+@functools.lru_cache(maxsize=64)
+def _layout(table: Table) -> tuple[Callable[[Mapping[str, Any]], tuple[Any, ...]], tuple[int, ...]]:
+    """How to turn a table's row into column values: a picker, and which values are JSON."""
+    # itemgetter of two or more names gives a tuple (of one name, the bare value: add a key)
+    pick: Callable[[Mapping[str, Any]], tuple[Any, ...]] = operator.itemgetter(
+        *table.columns, *table.columns[:1] * (len(table.columns) == 1)
+    )
+    json_at = tuple(i for i, column in enumerate(table.columns) if column in table.json_columns)
+    return pick, json_at
 
 
 class TrackingConflictError(ProjectionError):
@@ -199,11 +212,15 @@ class ViewStore:
                 self._insert(cursor, table, prefix + table.name, inserts)
 
     @staticmethod
-    def _values(table: Table, row: Mapping[str, Any]) -> tuple[Any, ...]:
-        if not table.json_columns:
-            return tuple([row[column] for column in table.columns])
-        json_columns = table.json_columns
-        return tuple([dumps(row[c]) if c in json_columns else row[c] for c in table.columns])
+    def _values(table: Table, row: Mapping[str, Any]) -> Sequence[Any]:
+        pick, json_at = _layout(table)
+        values = pick(row)[: len(table.columns)]
+        if not json_at:
+            return values
+        listed = list(values)
+        for index in json_at:
+            listed[index] = dumps(listed[index])
+        return listed
 
     def _upsert(self, cursor: Any, table: Table, name: str, rows: list[Row]) -> None:
         columns = ", ".join(table.columns)
