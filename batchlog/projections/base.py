@@ -135,12 +135,11 @@ class Projection(ABC):
         if self.record_changes:
             self._changes.inserts.setdefault(table, []).append(row)
 
-    def keep_upserts(self, changes: Changes) -> None:
-        """Put taken upserts back (newer ones recorded since win), to write them later at once."""
-        for table, rows in changes.upserts.items():
-            pending = self._changes.upserts.setdefault(table, {})
-            for key, row in rows.items():
-                pending.setdefault(key, row)
+    def take_inserts(self) -> Changes:
+        """The appended rows since the last call; upserts stay pending (the last one of a key
+        wins), so a rebuild writes each upserted row once, at the end."""
+        inserts, self._changes.inserts = self._changes.inserts, {}
+        return Changes(inserts=inserts)
 
     def take_changes(self) -> Changes:
         """The changes since the last call, as copies (later folds do not alter them)."""

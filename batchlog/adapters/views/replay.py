@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
+
+from eventsourcing.persistence import Notification
 
 from batchlog.adapters.store import EventStore
 from batchlog.adapters.views.decode import DecodeFailure, NotificationDecoder
 from batchlog.adapters.views.store import SCRATCH_PREFIX, ViewStore
 from batchlog.projections import PROJECTIONS
-from batchlog.projections.base import Changes, Projection, ProjectionError, Table
+from batchlog.projections.base import Projection, ProjectionError, Table
 
 FLUSH_EVERY = 20_000
 PAGE_SIZE = 5_000
@@ -55,13 +58,8 @@ def rebuild_into_scratch(
     decoder = NotificationDecoder(store.mapper)
     result = RebuildResult(targets=dict(targets))
     started = time.perf_counter()
-    stop, position, pending = max(targets.values(), default=0), 0, 0
-    while position < stop:
-        page = store.recorder.select_notifications(
-            start=position, limit=PAGE_SIZE, stop=stop, inclusive_of_start=False
-        )
-        if not page:
-            break
+    stop, pending = max(targets.values(), default=0), 0
+    for page in _pages(store, stop):
         for notification in page:
             record = decoder.decode(notification)
             for name, projection in projections.items():
@@ -74,7 +72,6 @@ def rebuild_into_scratch(
                 projection.apply(record)
         result.events += len(page)
         pending += len(page)
-        position = page[-1].id
         if pending >= FLUSH_EVERY:
             result.rows += _flush(views, projections.values(), final=False)
             pending = 0
@@ -83,16 +80,36 @@ def rebuild_into_scratch(
     return result
 
 
+def _pages(store: EventStore, stop: int) -> Iterator[Sequence[Notification]]:
+    """The log up to `stop` in pages; the next page is read while the caller folds this one."""
+    if stop <= 0:
+        return
+
+    def read(start: int) -> Sequence[Notification]:
+        return store.recorder.select_notifications(
+            start=start, limit=PAGE_SIZE, stop=stop, inclusive_of_start=False
+        )
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="batchlog-replay") as reader:
+        ahead = reader.submit(read, 0)
+        while True:
+            page = ahead.result()
+            if not page:
+                return
+            if page[-1].id < stop:
+                ahead = reader.submit(read, page[-1].id)
+            yield page
+            if page[-1].id >= stop:
+                return
+
+
 def _flush(views: ViewStore, projections: Iterable[Projection], *, final: bool) -> int:
     """Write appended rows now; keep upserted rows (last one wins) until the final flush, so
     each is written once, in bulk, into its empty scratch table."""
     written = 0
     with views.transaction() as cursor:
         for projection in projections:
-            changes = projection.take_changes()
-            if not final:
-                projection.keep_upserts(changes)
-                changes = Changes(inserts=changes.inserts)
+            changes = projection.take_changes() if final else projection.take_inserts()
             written += changes.row_count()
             views.write(cursor, projection.tables, changes, prefix=SCRATCH_PREFIX, empty=True)
     return written
