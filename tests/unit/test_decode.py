@@ -85,3 +85,13 @@ def test_fast_decode_turns_top_level_values_back_into_their_types() -> None:
     assert record.payload == {"id": UUID(int=3), "amount": Decimal("1.5"), "nested": {"at": at}}
     flat = DECODER._fast_fields(TRANSCODER.encode({"timestamp": at, "id": UUID(int=3)}))
     assert flat == {"timestamp": at, "id": UUID(int=3)}
+
+
+def test_integers_beyond_64_bits_stay_integers() -> None:
+    at = __import__("datetime").datetime(2026, 1, 1, tzinfo=UTC)
+    for number in (-(2**63) - 1, 2**64, 2**64 - 1, -(2**63), 10**30):
+        state = TRANSCODER.encode({"timestamp": at, "n": number, "list": [1, number]})
+        record = DECODER.decode(Notification("q", 1, TOPIC, state, 5))
+        assert not isinstance(record, DecodeFailure)
+        assert record.payload == {"n": number, "list": [1, number]}
+        assert type(record.payload["n"]) is int
