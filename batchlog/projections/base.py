@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import functools
 import json
+import operator
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Literal
@@ -112,6 +113,7 @@ class Projection(ABC):
 
     def __init__(self) -> None:
         self._tables = {table.name: table for table in self.tables}
+        self._keys = {table.name: _key_getter(table.key) for table in self.tables}
         self._changes = Changes()
         self.record_changes = True
 
@@ -126,8 +128,7 @@ class Projection(ABC):
     def upsert(self, table: str, row: Row) -> None:
         """Record that a row now has these values (the last upsert of a key wins)."""
         if self.record_changes:
-            spec = self._tables[table]
-            key = tuple(row[column] for column in spec.key)
+            key = self._keys[table](row)
             self._changes.upserts.setdefault(table, {})[key] = row
 
     def insert(self, table: str, row: Row) -> None:
@@ -148,6 +149,14 @@ class Projection(ABC):
         for table, rows in changes.upserts.items():
             changes.upserts[table] = {key: dict(row) for key, row in rows.items()}
         return changes
+
+
+def _key_getter(columns: tuple[str, ...]) -> Callable[[Row], tuple[Any, ...]]:
+    """A row's key as a tuple of its key columns' values."""
+    if len(columns) == 1:
+        (column,) = columns
+        return lambda row: (row[column],)
+    return operator.itemgetter(*columns)
 
 
 def _jsonable(value: Any) -> Any:

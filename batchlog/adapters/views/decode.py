@@ -42,7 +42,7 @@ class NotificationDecoder:
 
     def __init__(self, mapper: Mapper[Any]) -> None:
         self._mapper = mapper
-        self._classes: dict[str, Any] = {}
+        self._classes: dict[str, tuple[Any, int]] = {}
         transcoder = mapper.transcoder
         self._names = transcoder.names if type(transcoder) is JSONTranscoder else None
 
@@ -73,11 +73,10 @@ class NotificationDecoder:
         if fields is None:
             fields = self._mapper.transcoder.decode(state)
         from_version = fields.pop("class_version", 1)
-        cls = self._event_class(notification.topic)
-        if cls is not None:
-            while from_version < getattr(cls, "class_version", 1):
-                getattr(cls, f"upcast_v{from_version}_v{from_version + 1}")(fields)
-                from_version += 1
+        cls, version = self._event_class(notification.topic)
+        while from_version < version:
+            getattr(cls, f"upcast_v{from_version}_v{from_version + 1}")(fields)
+            from_version += 1
         timestamp = fields.pop("timestamp", None)
         if not isinstance(timestamp, datetime):
             raise ValueError(f"event has no timestamp (got {timestamp!r})")
@@ -130,10 +129,14 @@ class NotificationDecoder:
         fields[key] = transcoding.decode(data)
         return True
 
-    def _event_class(self, topic: str) -> Any:
-        if topic not in self._classes:
+    def _event_class(self, topic: str) -> tuple[Any, int]:
+        """The event class of a topic and its class_version ((None, 0) if it is unknown)."""
+        known = self._classes.get(topic)
+        if known is None:
             try:
-                self._classes[topic] = resolve_topic(topic)
+                cls = resolve_topic(topic)
+                known = (cls, getattr(cls, "class_version", 1))
             except Exception:
-                self._classes[topic] = None
-        return self._classes[topic]
+                known = (None, 0)
+            self._classes[topic] = known
+        return known
