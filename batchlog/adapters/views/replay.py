@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from eventsourcing.persistence import Notification
-
 from batchlog.adapters.store import EventStore
 from batchlog.adapters.views.decode import DecodeFailure, NotificationDecoder
+from batchlog.adapters.views.read_ahead import Page, ReadAhead
 from batchlog.adapters.views.store import SCRATCH_PREFIX, ViewStore
 from batchlog.projections import PROJECTIONS
 from batchlog.projections.base import Projection, ProjectionError, Table
 
-FLUSH_EVERY = 20_000
+FLUSH_EVERY = 5_000  # events; appended rows are written (and freed) after each page
 PAGE_SIZE = 5_000
 
 
@@ -59,7 +57,7 @@ def rebuild_into_scratch(
     result = RebuildResult(targets=dict(targets))
     started = time.perf_counter()
     stop, pending = max(targets.values(), default=0), 0
-    for page in _pages(store, stop):
+    for page in _pages(store, stop, read_ahead=views.dialect == "postgres"):
         for notification in page:
             record = decoder.decode(notification)
             for name, projection in projections.items():
@@ -80,27 +78,24 @@ def rebuild_into_scratch(
     return result
 
 
-def _pages(store: EventStore, stop: int) -> Iterator[Sequence[Notification]]:
+def _pages(store: EventStore, stop: int, *, read_ahead: bool) -> Iterator[Page]:
     """The log up to `stop` in pages; the next page is read while the caller folds this one."""
-    if stop <= 0:
-        return
 
-    def read(start: int) -> Sequence[Notification]:
+    def read(start: int) -> Page:
         return store.recorder.select_notifications(
             start=start, limit=PAGE_SIZE, stop=stop, inclusive_of_start=False
         )
 
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="batchlog-replay") as reader:
-        ahead = reader.submit(read, 0)
-        while True:
-            page = ahead.result()
+    position = 0
+    with ReadAhead(read, enabled=read_ahead) as pages:
+        while position < stop:
+            page = pages.page(position)
             if not page:
                 return
-            if page[-1].id < stop:
-                ahead = reader.submit(read, page[-1].id)
+            position = page[-1].id
+            if position < stop:
+                pages.ahead(position)
             yield page
-            if page[-1].id >= stop:
-                return
 
 
 def _flush(views: ViewStore, projections: Iterable[Projection], *, final: bool) -> int:
