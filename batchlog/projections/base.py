@@ -113,7 +113,7 @@ class Projection(ABC):
 
     def __init__(self) -> None:
         self._tables = {table.name: table for table in self.tables}
-        self._keys = {table.name: _key_getter(table.key) for table in self.tables}
+        self._keys = {table.name: values_of(table.key) for table in self.tables}
         self._changes = Changes()
         self.record_changes = True
 
@@ -151,8 +151,8 @@ class Projection(ABC):
         return changes
 
 
-def _key_getter(columns: tuple[str, ...]) -> Callable[[Row], tuple[Any, ...]]:
-    """A row's key as a tuple of its key columns' values."""
+def values_of(columns: tuple[str, ...]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    """A function giving a row's values of these columns, as a tuple (e.g. its key)."""
     if len(columns) == 1:
         (column,) = columns
         return lambda row: (row[column],)

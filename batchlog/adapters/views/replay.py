@@ -57,17 +57,18 @@ def rebuild_into_scratch(
     result = RebuildResult(targets=dict(targets))
     started = time.perf_counter()
     stop, pending = max(targets.values(), default=0), 0
+    folds = [(targets[name], skipped[name], p.apply) for name, p in projections.items()]
     for page in _pages(store, stop, read_ahead=views.dialect == "postgres"):
         for notification in page:
             record = decoder.decode(notification)
-            for name, projection in projections.items():
-                if record.position > targets[name] or record.position in skipped[name]:
+            for target, skips, apply in folds:
+                if record.position > target or record.position in skips:
                     continue
                 if isinstance(record, DecodeFailure):
                     raise ProjectionError(
                         f"cannot decode event {record.position} ({record.topic}): {record.error}"
                     )
-                projection.apply(record)
+                apply(record)
         result.events += len(page)
         pending += len(page)
         if pending >= FLUSH_EVERY:

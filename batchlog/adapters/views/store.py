@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-import operator
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -20,7 +19,7 @@ from typing import Any
 import psycopg
 
 from batchlog.adapters.store import parse_database_url
-from batchlog.projections.base import Changes, ProjectionError, Row, Table, dumps
+from batchlog.projections.base import Changes, ProjectionError, Row, Table, dumps, values_of
 
 SCRATCH_PREFIX = "scratch_"
 BULK_ROWS = 20  # above this many rows of a table, PostgreSQL writes go through COPY
@@ -57,10 +56,7 @@ _STATE_QUERIES: dict[str, dict[str, tuple[str, str]]] = {
 @functools.lru_cache(maxsize=64)
 def _layout(table: Table) -> tuple[Callable[[Mapping[str, Any]], tuple[Any, ...]], tuple[int, ...]]:
     """How to turn a table's row into column values: a picker, and which values are JSON."""
-    # itemgetter of two or more names gives a tuple (of one name, the bare value: add a key)
-    pick: Callable[[Mapping[str, Any]], tuple[Any, ...]] = operator.itemgetter(
-        *table.columns, *table.columns[:1] * (len(table.columns) == 1)
-    )
+    pick = values_of(table.columns)
     json_at = tuple(i for i, column in enumerate(table.columns) if column in table.json_columns)
     return pick, json_at
 
@@ -214,7 +210,7 @@ class ViewStore:
     @staticmethod
     def _values(table: Table, row: Mapping[str, Any]) -> Sequence[Any]:
         pick, json_at = _layout(table)
-        values = pick(row)[: len(table.columns)]
+        values = pick(row)
         if not json_at:
             return values
         listed = list(values)
