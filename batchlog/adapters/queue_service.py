@@ -17,6 +17,8 @@ from typing import Any, TypeVar
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
+from batchlog.adapters.calibration import Calibration, ExecutionHistory
+from batchlog.adapters.plan_report import executed_plan_reports, plan_report
 from batchlog.adapters.settings import Settings
 from batchlog.adapters.status import analysis_view, item_view, reorganize_message
 from batchlog.adapters.store import EventStore, open_store, translate_store_errors
@@ -27,7 +29,7 @@ from batchlog.domain.config import (
     validate_batch_size,
     validate_job,
 )
-from batchlog.domain.cost_model import DEFAULT_COEFFICIENTS, CostCoefficients
+from batchlog.domain.cost_model import CostCoefficients
 from batchlog.domain.errors import (
     BatchlogError,
     ConcurrentUpdateError,
@@ -70,7 +72,8 @@ class QueueService:
         self.store: EventStore = open_store(self.settings.database_url)
         self._queue_id = queue_aggregate_id(self.queue_name)
         self._lock = threading.RLock()
-        self._coefficients = coefficients or (lambda: DEFAULT_COEFFICIENTS)
+        self.execution_history = ExecutionHistory(self.store, self.queue_name)
+        self._coefficients = coefficients or Calibration(self.execution_history)
         self.last_sequence = 0
 
     # ---- lifecycle -----------------------------------------------------------------------
@@ -276,6 +279,14 @@ class QueueService:
             "batch_job_ids": [job["job_id"] for job in outcome["new_jobs"]],
             "sequence": queue.version,
         }
+
+    def get_plan_report(self, analysis_id: str | None = None) -> dict[str, Any]:
+        """Estimated against measured seconds of an analysis's batches (the latest by default)."""
+        return plan_report(self.store, self.load_queue(), self.execution_history, analysis_id)
+
+    def plan_reports(self) -> list[dict[str, Any]]:
+        """The report of every executed analysis, oldest first: how good the estimates were."""
+        return executed_plan_reports(self.store, self.load_queue(), self.execution_history)
 
     # ---- reading -------------------------------------------------------------------------
 

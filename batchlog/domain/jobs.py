@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import cached_property, lru_cache
 from typing import Any, Literal, get_args
 
 from batchlog.domain.controls import control_signature
@@ -33,7 +34,7 @@ class ExecutionParameters:
 
     def to_payload(self) -> dict[str, Any]:
         """The parameters as a JSON-ready dict."""
-        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+        return dict(_parameters_payload(self))
 
     @classmethod
     def from_payload(cls, payload: Mapping[str, Any]) -> ExecutionParameters:
@@ -53,6 +54,11 @@ class ExecutionParameters:
         )
 
 
+@lru_cache(maxsize=1024)
+def _parameters_payload(parameters: ExecutionParameters) -> dict[str, Any]:
+    return {name: getattr(parameters, name) for name in parameters.__dataclass_fields__}
+
+
 @dataclass(frozen=True)
 class Run:
     """One prompt of one job, with its own weights and seed."""
@@ -64,9 +70,9 @@ class Run:
     seed: int
     parameters: ExecutionParameters
 
-    @property
+    @cached_property
     def controls(self) -> frozenset[str]:
-        """The run's control signature."""
+        """The run's control signature (computed once: the analysis asks for it often)."""
         return control_signature(self.weights)
 
     def to_payload(self) -> dict[str, Any]:
@@ -155,9 +161,9 @@ class QueueItem:
         """Each run's own weights, in run order."""
         return [dict(run.weights) for run in self.runs]
 
-    @property
+    @cached_property
     def controls(self) -> frozenset[str]:
-        """The union of the runs' control signatures."""
+        """The union of the runs' control signatures (computed once)."""
         return frozenset().union(*(run.controls for run in self.runs))
 
     @property
