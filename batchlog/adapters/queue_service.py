@@ -75,6 +75,7 @@ class QueueService:
         self.execution_history = ExecutionHistory(self.store, self.queue_name)
         self._coefficients = coefficients or Calibration(self.execution_history)
         self.last_sequence = 0
+        self._known_prompts: dict[str, PromptFacts] = {}
 
     # ---- lifecycle -----------------------------------------------------------------------
 
@@ -136,14 +137,19 @@ class QueueService:
         return prompt
 
     def _prompt_facts(self, prompt_ids: Iterable[str]) -> dict[str, PromptFacts]:
+        # Prompts are immutable (one PromptCreated event each), so their facts are cached: a
+        # job add then costs no prompt reads, only the queue append.
         facts = {}
         for pid in dict.fromkeys(prompt_ids):
             if not isinstance(pid, str):
                 raise ValidationError("prompt_ids", f"{pid!r} is not a prompt id string")
-            try:
-                facts[pid] = self.get_prompt(pid).facts()
-            except UnknownPromptError:
-                continue
+            known = self._known_prompts.get(pid)
+            if known is None:
+                try:
+                    known = self._known_prompts[pid] = self.get_prompt(pid).facts()
+                except UnknownPromptError:
+                    continue
+            facts[pid] = known
         return facts
 
     # ---- queue commands ------------------------------------------------------------------
@@ -326,12 +332,21 @@ class QueueService:
         return analysis_view(latest)
 
     def _command(self, command: Callable[[Queue], T], *, retry: bool) -> T:
+        # A retryable command first runs on this process's cached queue without reading the
+        # store: if anything was appended elsewhere, the append's expected version refuses it
+        # and the retry runs on the head. A decision that appends nothing (or refuses) is only
+        # trusted when it was made on the head, because no append checked it.
         attempts = RETRY_LIMIT if retry else 1
+        optimistic = retry
         for attempt in range(attempts):
             with self._lock:
-                queue = self.load_queue()
+                cached = self._cached_queue() if optimistic else None
+                queue = cached or self.load_queue()
                 try:
                     result = command(queue)
+                    if cached is not None and not queue.pending_events:
+                        optimistic = False
+                        continue
                     self._save(queue)
                     return result
                 except IntegrityError:
@@ -341,6 +356,9 @@ class QueueService:
                 except BatchlogError:
                     if queue.pending_events:
                         self._forget_queue()
+                    if cached is not None:
+                        optimistic = False
+                        continue
                     raise
                 except BaseException:
                     self._forget_queue()
@@ -352,6 +370,16 @@ class QueueService:
         with translate_store_errors():
             self.store.save(queue)
         self.last_sequence = queue.version
+
+    def _cached_queue(self) -> Queue | None:
+        cache = self.store.repository.cache
+        if cache is None:
+            return None
+        try:
+            queue: Queue = cache.get(self._queue_id)
+        except KeyError:
+            return None
+        return queue
 
     def _forget_queue(self) -> None:
         cache = self.store.repository.cache

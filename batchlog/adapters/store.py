@@ -118,6 +118,27 @@ class EventStore(Application[Any]):
     name = APPLICATION_NAME
     snapshotting_intervals = {Queue: SNAPSHOT_INTERVAL}  # noqa: RUF012
 
+    def _take_snapshots(self, processing_event: Any) -> None:
+        """Snapshot a saved aggregate from memory when its save crossed an interval boundary.
+
+        eventsourcing's default re-reads the stream up to the boundary and replays it, which
+        made every 200th queue command (and any bulk add that crossed a boundary) pay a full
+        reconstruction. The saved aggregate already is the state at its new version, and a
+        snapshot at any version is valid.
+        """
+        if not self.snapshots:
+            return
+        for aggregate_id, aggregate in processing_event.aggregates.items():
+            interval = self.snapshotting_intervals.get(type(aggregate))
+            if interval is None:
+                continue
+            if any(
+                event.originator_id == aggregate_id and event.originator_version % interval == 0
+                for event in processing_event.events
+            ):
+                snapshot_class = getattr(type(aggregate), "Snapshot", type(self).snapshot_class)
+                self.snapshots.put([snapshot_class.take(aggregate)])
+
     def construct_env(self, name: str, env: Mapping[str, str] | None = None) -> Environment:
         """Configure only from the given env: settings are the one reader of os.environ."""
         values = dict(type(self).env)
