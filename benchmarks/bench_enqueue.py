@@ -106,9 +106,7 @@ class RawContender:
         return count / timed(append_each)
 
     def _validated(self, job_id: str, spec: dict[str, Any]) -> Any:
-        return validate_job(
-            job_id, spec["prompt_ids"], "inference", spec["config"], 50, self.facts
-        )
+        return validate_job(job_id, spec["prompt_ids"], "inference", spec["config"], 50, self.facts)
 
     def close(self) -> None:
         self.app.close()

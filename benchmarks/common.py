@@ -31,7 +31,9 @@ def arguments(description: str) -> argparse.Namespace:
     """The common command line of a benchmark script."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--quick", action="store_true", help="small sizes, few repeats (for CI)")
-    parser.add_argument("--postgres-url", default=None, help="server where databases may be created")
+    parser.add_argument(
+        "--postgres-url", default=None, help="server where databases may be created"
+    )
     parser.add_argument("--output", default=None, help="JSON file to write")
     return parser.parse_args()
 

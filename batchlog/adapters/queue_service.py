@@ -376,10 +376,10 @@ class QueueService:
         if cache is None:
             return None
         try:
-            queue: Queue = cache.get(self._queue_id)
+            cached = cache.get(self._queue_id)
         except KeyError:
             return None
-        return queue
+        return cached if isinstance(cached, Queue) else None
 
     def _forget_queue(self) -> None:
         cache = self.store.repository.cache

@@ -137,7 +137,8 @@ class EventStore(Application[Any]):
                 for event in processing_event.events
             ):
                 snapshot_class = getattr(type(aggregate), "Snapshot", type(self).snapshot_class)
-                self.snapshots.put([snapshot_class.take(aggregate)])
+                if snapshot_class is not None:
+                    self.snapshots.put([snapshot_class.take(aggregate)])
 
     def construct_env(self, name: str, env: Mapping[str, str] | None = None) -> Environment:
         """Configure only from the given env: settings are the one reader of os.environ."""
