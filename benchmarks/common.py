@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import json
 import os
 import platform
@@ -90,7 +91,8 @@ def interleaved(
 
 
 def timed(function: Callable[[], object]) -> float:
-    """Seconds one call takes."""
+    """Seconds one call takes (garbage collected first, so no earlier round's garbage is billed)."""
+    gc.collect()
     start = time.perf_counter()
     function()
     return time.perf_counter() - start

@@ -259,7 +259,10 @@ class QueueService:
         with self._lock:
             queue = self.load_queue()
             latest = queue.latest_analysis
-            count = len(latest["batches"]) if latest else 0
+            # Ids only for a fresh analysis: a stale one is refused before they are needed, so
+            # the staleness check costs the same whatever the size of the plan.
+            fresh = queue.fresh_analysis()
+            count = len(fresh["batches"]) if fresh else 0
             new_ids = [new_batch_job_id() for _ in range(count)]
             try:
                 outcome = queue.reorganize(analysis_id, new_ids, self.actor)

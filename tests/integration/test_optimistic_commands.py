@@ -78,6 +78,18 @@ class OptimisticContract:
         assert analysis["efficiency"]["total_runs"] == 2
         assert second.execute_smart_batches()["batches_created"] == 1
 
+    def test_a_fresh_process_loads_the_queue_from_a_snapshot_taken_in_memory(
+        self, pair: tuple[QueueService, QueueService], settings: Settings
+    ) -> None:
+        first, _ = pair
+        prompt = first.create_prompt("a prompt")
+        first.add_jobs([{"prompt_ids": [prompt], "config": {"weights": {"vis": 0.5}}}] * 210)
+        queue_id = first.load_queue().id
+        snapshots = list(first.store.snapshots.get(queue_id)) if first.store.snapshots else []
+        assert [s.originator_version for s in snapshots] == [211]
+        with QueueService(self.url, settings=settings) as fresh:
+            assert fresh.get_queue_status() == first.get_queue_status()
+
 
 class TestOptimisticSQLite(OptimisticContract):
     @pytest.fixture(autouse=True)
