@@ -64,6 +64,20 @@ def make_prompts(service: QueueService) -> list[str]:
     ]
 
 
+def contenders(service: QueueService, jobs: list[Any], batch_size: int) -> dict[str, Any]:
+    """The four timings taken at one size: the whole analyze call and the domain plan, per mode."""
+    return {
+        "analyze strict": lambda _: timed(
+            lambda: service.analyze_queue_for_smart_batching(mix_controls=False)
+        ),
+        "analyze mixed": lambda _: timed(
+            lambda: service.analyze_queue_for_smart_batching(mix_controls=True)
+        ),
+        "plan strict": lambda _: timed(lambda: plan_smart_batches(jobs, "strict", batch_size)),
+        "plan mixed": lambda _: timed(lambda: plan_smart_batches(jobs, "mixed", batch_size)),
+    }
+
+
 def stale_check_seconds(service: QueueService, other: QueueService, prompt: str) -> float:
     """Seconds that execute takes to refuse an analysis made stale by another process."""
     service.analyze_queue_for_smart_batching()
@@ -99,20 +113,7 @@ def main() -> None:
                 big.set_queue_paused(True)
                 queue = big.load_queue()
                 jobs = queue.queued_in_order()
-                runs = {
-                    "analyze strict": lambda _: timed(
-                        lambda: big.analyze_queue_for_smart_batching(mix_controls=False)
-                    ),
-                    "analyze mixed": lambda _: timed(
-                        lambda: big.analyze_queue_for_smart_batching(mix_controls=True)
-                    ),
-                    "plan strict": lambda _: timed(
-                        lambda: plan_smart_batches(jobs, "strict", queue.batch_size)
-                    ),
-                    "plan mixed": lambda _: timed(
-                        lambda: plan_smart_batches(jobs, "mixed", queue.batch_size)
-                    ),
-                }
+                runs = contenders(big, jobs, queue.batch_size)
                 results = interleaved(runs, repeats)
                 analysis[str(size)] = {
                     "runs": sum(len(job.runs) for job in jobs),

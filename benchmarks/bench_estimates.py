@@ -1,0 +1,179 @@
+"""Estimate against measurement: the cost model fitted on the first half of measured batches
+predicts the second half.
+
+Batches of the torch reference backend (B in 1, 2, 4, 8; control sets vis, edge, vis+edge, in a
+shuffled order so that some batches change the control set and some do not) are timed one after
+another in one process, as a runner would run them. The first half (in time order) fits
+a, b0, b1 and s by least squares (`batchlog.domain.cost_model.fit_bucket`); the second half is
+predicted. Goal: median error within ±15% and the total within ±15%.
+Without the torch backend in this checkout the result says "pending".
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from batchlog.domain.cost_model import (
+    DEFAULT_COEFFICIENTS_BY_BACKEND,
+    BatchObservation,
+    fit_bucket,
+)
+from batchlog.domain.jobs import ExecutionParameters
+from batchlog.runner.backend import BatchInput, RunInput
+from benchmarks.common import arguments, write_result
+
+CONTROL_SETS = (("vis",), ("edge",), ("vis", "edge"))
+SIZES = (1, 2, 4, 8)
+WITHIN = 0.15
+
+
+def parameters(quick: bool) -> ExecutionParameters:
+    """Small latents so the suite stays fast on a shared CPU."""
+    return ExecutionParameters(
+        model="reference",
+        num_steps=4 if quick else 10,
+        guidance=5.0,
+        sigma_max=70.0,
+        fps=24,
+        width=32,
+        height=32,
+        frames=4 if quick else 8,
+        blur_strength="medium",
+        canny_threshold="medium",
+        negative_prompt="",
+    )
+
+
+def batch(
+    index: int, size: int, controls: tuple[str, ...], params: ExecutionParameters, out: Path
+) -> BatchInput:
+    runs = tuple(
+        RunInput(
+            run_id=f"r{index}-{i}",
+            job_id=f"j{index}",
+            prompt_id=f"p{i}",
+            prompt_text=f"a test scene {i}",
+            input_video="",
+            control_inputs={},
+            weights={c: 0.5 for c in controls},
+            seed=index * 100 + i,
+        )
+        for i in range(size)
+    )
+    return BatchInput(f"item{index}", "batch_inference", params, controls, runs, out)
+
+
+def pending(reason: str, output: str | None) -> None:
+    write_result(output, "estimates", {"status": "pending", "reason": reason})
+
+
+def main() -> None:
+    """Measure, fit on the first half, predict the second, write JSON."""
+    args = arguments(__doc__ or "")
+    try:
+        from batchlog.adapters.inference import create_backend
+
+        artifacts = Path(tempfile.mkdtemp(prefix="batchlog-bench-estimates-"))
+        backend = create_backend("torch", device="cpu", artifacts_dir=artifacts)
+        backend.load()
+    except Exception as error:  # the backend is another part of the project
+        pending(
+            "the torch reference backend is not available in this checkout "
+            f"({type(error).__name__}: {error}); measured batch timings are needed",
+            args.output,
+        )
+        return
+    params = parameters(args.quick)
+    rounds = 2 if args.quick else 6
+    rng = random.Random(11)
+    plan = [(size, controls) for size in SIZES for controls in CONTROL_SETS] * rounds
+    rng.shuffle(plan)
+    observations: list[BatchObservation] = []
+    previous: tuple[str, ...] | None = None
+    try:
+        backend.run_batch(batch(-1, 1, CONTROL_SETS[0], params, artifacts))  # warm-up
+        previous = CONTROL_SETS[0]
+        for index, (size, controls) in enumerate(plan):
+            started = time.perf_counter()
+            backend.run_batch(batch(index, size, controls, params, artifacts))
+            seconds = time.perf_counter() - started
+            observations.append(
+                BatchObservation(
+                    "torch",
+                    "cpu",
+                    params.num_steps,
+                    params.width,
+                    params.height,
+                    params.frames,
+                    size,
+                    len(controls),
+                    seconds,
+                    controls != previous,
+                )
+            )
+            previous = controls
+    finally:
+        backend.close()
+    half = len(observations) // 2
+    fitted = fit_bucket(observations[:half], DEFAULT_COEFFICIENTS_BY_BACKEND["torch"])
+    assert fitted is not None, "the first half has several batch sizes by construction"
+    held_out: list[dict[str, Any]] = []
+    for o in observations[half:]:
+        predicted = (
+            fitted.fixed_seconds
+            + o.batch_size
+            * (fitted.per_sample_seconds + fitted.per_control_seconds * o.controls_computed)
+            + (fitted.switch_seconds if o.control_set_changed else 0.0)
+        )
+        held_out.append(
+            {
+                "batch_size": o.batch_size,
+                "controls_computed": o.controls_computed,
+                "control_set_changed": o.control_set_changed,
+                "measured_seconds": o.seconds,
+                "predicted_seconds": predicted,
+                "error": (predicted - o.seconds) / o.seconds,
+            }
+        )
+    errors = [abs(h["error"]) for h in held_out]
+    total_measured = sum(h["measured_seconds"] for h in held_out)
+    total_predicted = sum(h["predicted_seconds"] for h in held_out)
+    summary = {
+        "fitted_on": half,
+        "held_out": len(held_out),
+        "median_abs_error": statistics.median(errors),
+        "share_within_15pct": sum(e <= WITHIN for e in errors) / len(errors),
+        "total_error": (total_predicted - total_measured) / total_measured,
+        "a_seconds": fitted.fixed_seconds,
+        "b0_seconds": fitted.per_sample_seconds,
+        "b1_seconds": fitted.per_control_seconds,
+        "s_seconds": fitted.switch_seconds,
+        "fitted_terms": ", ".join(fitted.fitted_terms),
+    }
+    write_result(
+        args.output,
+        "estimates",
+        {
+            "status": "measured",
+            "backend": "torch/cpu",
+            "parameters": params.to_payload(),
+            "summary": summary,
+            "held_out": held_out,
+            "goals_met": {
+                "median error within ±15%": summary["median_abs_error"] <= WITHIN,
+                "total within ±15%": abs(summary["total_error"]) <= WITHIN,
+            },
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()
