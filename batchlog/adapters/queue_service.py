@@ -49,6 +49,12 @@ from batchlog.domain.prompt import Prompt
 from batchlog.domain.queue import Queue
 
 T = TypeVar("T")
+
+
+class _DecidedOnCache(Exception):
+    """A command decided on the cached queue without appending: decide again on the head."""
+
+
 RETRY_LIMIT = 50
 CoefficientSource = Callable[[], CostCoefficients]
 
@@ -231,17 +237,16 @@ class QueueService:
         analysis_id = new_analysis_id()
         coefficients = self._coefficients()
 
-        def command(queue: Queue) -> bool:
+        def command(queue: Queue) -> dict[str, Any] | None:
             plan = plan_smart_batches(queue.queued_in_order(), mode, queue.batch_size, coefficients)
             if plan is None:
-                queue._require_paused("analyze")
-                return False
+                queue.require_paused("analyze")
+                return None
             queue.record_analysis(analysis_id, plan, self.actor)
-            return True
+            assert queue.latest_analysis is not None
+            return analysis_view(queue.latest_analysis)
 
-        if not self._command(command, retry=True):
-            return None
-        return self._latest_analysis_view(analysis_id)
+        return self._command(command, retry=True)
 
     def get_smart_batch_preview(self) -> str:
         """The preview of the latest analysis while it is fresh; empty otherwise."""
@@ -256,37 +261,29 @@ class QueueService:
 
     def execute_smart_batches(self, analysis_id: str | None = None) -> dict[str, Any]:
         """Reorganize the queue by an analysis (the latest by default); refuse a stale one."""
-        with self._lock:
-            queue = self.load_queue()
-            latest = queue.latest_analysis
+
+        def command(queue: Queue) -> dict[str, Any]:
             # Ids only for a fresh analysis: a stale one is refused before they are needed, so
             # the staleness check costs the same whatever the size of the plan.
             fresh = queue.fresh_analysis()
-            count = len(fresh["batches"]) if fresh else 0
-            new_ids = [new_batch_job_id() for _ in range(count)]
-            try:
-                outcome = queue.reorganize(analysis_id, new_ids, self.actor)
-                self._save(queue)
-            except IntegrityError:
-                self._forget_queue()
-                raise StaleAnalysisError() from None
-            except BatchlogError:
-                if queue.pending_events:
-                    self._forget_queue()
-                raise
-            except BaseException:
-                self._forget_queue()
-                raise
+            new_ids = [new_batch_job_id() for _ in (fresh["batches"] if fresh else [])]
+            outcome = queue.reorganize(analysis_id, new_ids, self.actor)
+            return {**outcome, "sequence": queue.version}
+
+        try:
+            outcome = self._attempt(command)
+        except IntegrityError:
+            raise StaleAnalysisError() from None
         retired, created = len(outcome["retired"]), len(outcome["new_jobs"])
         return {
             "jobs_deleted": retired,
             "batches_created": created,
             "mode": outcome["mode"],
             "message": reorganize_message(retired, created),
-            "analysis_id": analysis_id or (latest or {}).get("analysis_id"),
+            "analysis_id": outcome["analysis_id"],
             "retired_job_ids": outcome["retired"],
             "batch_job_ids": [job["job_id"] for job in outcome["new_jobs"]],
-            "sequence": queue.version,
+            "sequence": outcome["sequence"],
         }
 
     def get_plan_report(self, analysis_id: str | None = None) -> dict[str, Any]:
@@ -328,51 +325,47 @@ class QueueService:
 
     # ---- internals -----------------------------------------------------------------------
 
-    def _latest_analysis_view(self, analysis_id: str) -> dict[str, Any]:
-        latest = self.load_queue().latest_analysis
-        if latest is None or latest["analysis_id"] != analysis_id:
-            raise StaleAnalysisError()
-        return analysis_view(latest)
-
     def _command(self, command: Callable[[Queue], T], *, retry: bool) -> T:
-        # A retryable command first runs on this process's cached queue without reading the
-        # store: if anything was appended elsewhere, the append's expected version refuses it
-        # and the retry runs on the head. A decision that appends nothing (or refuses) is only
-        # trusted when it was made on the head, because no append checked it.
         attempts = RETRY_LIMIT if retry else 1
         optimistic = retry
         for attempt in range(attempts):
-            with self._lock:
-                cached = self._cached_queue() if optimistic else None
-                queue = cached or self.load_queue()
-                try:
-                    result = command(queue)
-                    if cached is not None and not queue.pending_events:
-                        optimistic = False
-                        continue
-                    self._save(queue)
-                    return result
-                except IntegrityError:
-                    self._forget_queue()
-                    if attempt == attempts - 1:
-                        break
-                except BatchlogError:
-                    if queue.pending_events:
-                        self._forget_queue()
-                    if cached is not None:
-                        optimistic = False
-                        continue
-                    raise
-                except BaseException:
-                    self._forget_queue()
-                    raise
+            try:
+                return self._attempt(command, optimistic=optimistic)
+            except _DecidedOnCache:
+                optimistic = False
+                continue
+            except IntegrityError:
+                if attempt == attempts - 1:
+                    break
             time.sleep(random.uniform(0.001, 0.005 * (attempt + 1)))
         raise ConcurrentUpdateError()
 
-    def _save(self, queue: Queue) -> None:
-        with translate_store_errors():
-            self.store.save(queue)
-        self.last_sequence = queue.version
+    def _attempt(self, command: Callable[[Queue], T], *, optimistic: bool = False) -> T:
+        """Load, run one command, save (one transaction); drop the cached queue if it was changed
+        and not saved, so a refused or conflicting attempt never leaves a half-applied state.
+
+        Optimistic: run on this process's cached queue without reading the store first (one
+        round trip less per add). If anything was appended elsewhere, the append's expected
+        version refuses it and the retry runs on the head. A decision that appends nothing, or
+        refuses, is only trusted when made on the head, since no append checked it.
+        """
+        with self._lock:
+            cached = self._cached_queue() if optimistic else None
+            queue = cached or self.load_queue()
+            try:
+                result = command(queue)
+                if cached is None or queue.pending_events:
+                    self._save(queue)
+                    return result
+            except BatchlogError:
+                if queue.pending_events:
+                    self._forget_queue()
+                if cached is None:
+                    raise
+            except BaseException:
+                self._forget_queue()
+                raise
+        raise _DecidedOnCache()
 
     def _cached_queue(self) -> Queue | None:
         cache = self.store.repository.cache
@@ -383,6 +376,11 @@ class QueueService:
         except KeyError:
             return None
         return cached if isinstance(cached, Queue) else None
+
+    def _save(self, queue: Queue) -> None:
+        with translate_store_errors():
+            self.store.save(queue)
+        self.last_sequence = queue.version
 
     def _forget_queue(self) -> None:
         cache = self.store.repository.cache

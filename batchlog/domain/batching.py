@@ -14,7 +14,6 @@ import itertools
 from collections import defaultdict, deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Any, Literal
 
 from batchlog.domain.controls import describe_controls, ordered_controls
@@ -101,7 +100,7 @@ def group_runs_strict(jobs: Iterable[QueueItem], max_batch_size: int) -> list[Pl
             by_signature[run.controls].append(run)
         for signature, runs in by_signature.items():
             groups[(unit.parameters, signature)].append(
-                _Unit(unit.job, unit.parameters, tuple(runs))
+                _unit(unit.job, unit.parameters, tuple(runs))
             )
     built: list[_Building] = []
     serials = itertools.count()
@@ -238,10 +237,14 @@ class _Unit:
     job: QueueItem
     parameters: ExecutionParameters
     runs: tuple[Run, ...]
+    controls: frozenset[str]
 
-    @cached_property
-    def controls(self) -> frozenset[str]:
-        return frozenset().union(*(run.controls for run in self.runs))
+
+def _unit(job: QueueItem, parameters: ExecutionParameters, runs: tuple[Run, ...]) -> _Unit:
+    controls = (
+        runs[0].controls if len(runs) == 1 else frozenset().union(*(r.controls for r in runs))
+    )
+    return _Unit(job, parameters, runs, controls)
 
 
 class _Building:
@@ -266,12 +269,12 @@ def _units(jobs: Sequence[QueueItem]) -> list[_Unit]:
     for job in jobs:
         first = job.runs[0].parameters
         if all(run.parameters is first or run.parameters == first for run in job.runs):
-            units.append(_Unit(job, first, job.runs))
+            units.append(_unit(job, first, job.runs))
             continue
         by_parameters: dict[ExecutionParameters, list[Run]] = defaultdict(list)
         for run in job.runs:
             by_parameters[run.parameters].append(run)
-        units.extend(_Unit(job, params, tuple(runs)) for params, runs in by_parameters.items())
+        units.extend(_unit(job, params, tuple(runs)) for params, runs in by_parameters.items())
     return units
 
 
@@ -283,7 +286,7 @@ def _chunks(unit: _Unit, size: int) -> list[_Unit]:
     if len(unit.runs) <= size:
         return [unit]
     return [
-        _Unit(unit.job, unit.parameters, unit.runs[i : i + size])
+        _unit(unit.job, unit.parameters, unit.runs[i : i + size])
         for i in range(0, len(unit.runs), size)
     ]
 

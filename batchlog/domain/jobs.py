@@ -32,6 +32,13 @@ class ExecutionParameters:
     canny_threshold: str
     negative_prompt: str
 
+    def __hash__(self) -> int:
+        return self._hash
+
+    @cached_property
+    def _hash(self) -> int:
+        return hash(tuple(getattr(self, name) for name in self.__dataclass_fields__))
+
     def to_payload(self) -> dict[str, Any]:
         """The parameters as a JSON-ready dict."""
         return dict(_parameters_payload(self))
