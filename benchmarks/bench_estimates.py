@@ -11,11 +11,11 @@ Without the torch backend in this checkout the result says "pending".
 
 from __future__ import annotations
 
+import itertools
 import random
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ from batchlog.domain.jobs import ExecutionParameters
 from batchlog.runner.backend import BatchInput, RunInput
 from benchmarks.common import arguments, write_result
 
-CONTROL_SETS = (("vis",), ("edge",), ("vis", "edge"))
+CONTROL_SETS = (("vis",), ("edge",), ("vis", "edge"), ("vis", "edge", "depth"))
 SIZES = (1, 2, 4, 8)
 WITHIN = 0.15
 
@@ -39,7 +39,7 @@ def parameters(quick: bool) -> ExecutionParameters:
     """Small latents so the suite stays fast on a shared CPU."""
     return ExecutionParameters(
         model="reference",
-        num_steps=4 if quick else 10,
+        num_steps=2 if quick else 8,
         guidance=5.0,
         sigma_max=70.0,
         fps=24,
@@ -52,8 +52,28 @@ def parameters(quick: bool) -> ExecutionParameters:
     )
 
 
+def make_media(folder: Path) -> dict[str, str]:
+    """A small input video and a depth map, written once (the backend decodes them per batch)."""
+    import imageio.v3 as iio
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    ramp = np.linspace(0, 255, 48)
+    still = np.stack([np.add.outer(ramp, ramp) % 256] * 3, axis=-1)
+    frames = np.stack([still + rng.integers(0, 30, (48, 48, 3)) for _ in range(8)]).clip(0, 255)
+    video, depth = folder / "input.mp4", folder / "depth.png"
+    iio.imwrite(video, frames.astype(np.uint8), fps=8, codec="libx264")
+    iio.imwrite(depth, (rng.random((48, 48)) * 255).astype(np.uint8))
+    return {"video": str(video), "depth": str(depth)}
+
+
 def batch(
-    index: int, size: int, controls: tuple[str, ...], params: ExecutionParameters, out: Path
+    index: int,
+    size: int,
+    controls: tuple[str, ...],
+    params: ExecutionParameters,
+    out: Path,
+    media: dict[str, str],
 ) -> BatchInput:
     runs = tuple(
         RunInput(
@@ -61,8 +81,8 @@ def batch(
             job_id=f"j{index}",
             prompt_id=f"p{i}",
             prompt_text=f"a test scene {i}",
-            input_video="",
-            control_inputs={},
+            input_video=media["video"],
+            control_inputs={"depth": media["depth"]},
             weights={c: 0.5 for c in controls},
             seed=index * 100 + i,
         )
@@ -82,8 +102,9 @@ def main() -> None:
         from batchlog.adapters.inference import create_backend
 
         artifacts = Path(tempfile.mkdtemp(prefix="batchlog-bench-estimates-"))
-        backend = create_backend("torch", device="cpu", artifacts_dir=artifacts)
+        backend = create_backend("torch", device="cpu", artifacts_dir=artifacts, threads=1)
         backend.load()
+        media = make_media(artifacts)
     except Exception as error:  # the backend is another part of the project
         pending(
             "the torch reference backend is not available in this checkout "
@@ -94,17 +115,31 @@ def main() -> None:
     params = parameters(args.quick)
     rounds = 2 if args.quick else 6
     rng = random.Random(11)
-    plan = [(size, controls) for size in SIZES for controls in CONTROL_SETS] * rounds
-    rng.shuffle(plan)
+    # Blocks of two batches with one control set: the first of a block changes the control set,
+    # the second does not, so the fit can tell the switch cost from the fixed cost.
+    blocks = [
+        (controls, sizes)
+        for controls in CONTROL_SETS
+        for sizes in itertools.combinations(SIZES, 2)
+        for _ in range(max(1, rounds // 2))
+    ]
+    rng.shuffle(blocks)
+    plan = [
+        (size, controls)
+        for controls, sizes in blocks
+        for size in rng.sample(list(sizes), len(sizes))
+    ]
     observations: list[BatchObservation] = []
     previous: tuple[str, ...] | None = None
     try:
-        backend.run_batch(batch(-1, 1, CONTROL_SETS[0], params, artifacts))  # warm-up
+        backend.run_batch(batch(-1, 1, CONTROL_SETS[0], params, artifacts, media))  # warm-up
         previous = CONTROL_SETS[0]
         for index, (size, controls) in enumerate(plan):
-            started = time.perf_counter()
-            backend.run_batch(batch(index, size, controls, params, artifacts))
-            seconds = time.perf_counter() - started
+            outcome = backend.run_batch(batch(index, size, controls, params, artifacts, media))
+            failed = [run.error for run in outcome.runs if not run.ok]
+            if failed:
+                raise RuntimeError(f"batch {index} failed: {failed[0]}")
+            seconds = outcome.seconds
             observations.append(
                 BatchObservation(
                     "torch",
