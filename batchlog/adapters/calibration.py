@@ -80,15 +80,18 @@ class ExecutionHistory:
     def refresh(self) -> None:
         """Read the execution events appended since the last refresh."""
         with self._lock, translate_store_errors():
-            while True:
+            # Read up to the head as it is now, then start after it next time, so the other
+            # events in between are scanned once, not at every analysis.
+            head = self.store.recorder.max_notification_id() or 0
+            while self._position < head:
                 page = self.store.recorder.select_notifications(
-                    self._position, _PAGE, topics=_TOPICS, inclusive_of_start=False
+                    self._position, _PAGE, stop=head, topics=_TOPICS, inclusive_of_start=False
                 )
                 for notification in page:
                     self._apply(self.store.mapper.to_domain_event(notification))
                     self._position = notification.id
                 if len(page) < _PAGE:
-                    return
+                    self._position = head
 
     def records(self) -> list[ExecutionRecord]:
         """Every execution seen, in the order they started."""

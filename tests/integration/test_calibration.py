@@ -144,6 +144,20 @@ class CalibrationContract:
         assert report["executed"] is False
         assert service.plan_reports() == []
 
+    def test_a_control_set_change_is_derived_from_the_runners_previous_batch(
+        self, service: QueueService
+    ) -> None:
+        jobs = [
+            self.add(service, 1, weights)
+            for weights in ({"vis": 0.5}, {"vis": 0.9}, {"edge": 0.5}, {"edge": 0.1, "vis": 0.0})
+        ]
+        for job_id in jobs:
+            record_execution(service, job_id, 1.0)
+        records = service.execution_history.records()
+        assert [r.item_id for r in records] == jobs
+        assert [r.control_set_changed for r in records] == [False, False, True, False]
+        assert [o.controls_computed for o in service.execution_history.observations()] == [1] * 4
+
     def test_unknown_analysis_is_an_error(self, service: QueueService) -> None:
         with pytest.raises(UnknownAnalysisError):
             service.get_plan_report("an_missing")
