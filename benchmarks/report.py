@@ -167,8 +167,20 @@ def _external(name: str, result: dict[str, Any]) -> list[str]:
     if result.get("status") == "absent":
         return [*lines, f"Pending: `{result['script']}` is not in this checkout yet.", ""]
     if result.get("status") == "failed":
-        return [*lines, f"`{result['script']}` failed:", "", "```", result["output"], "```", ""]
-    body = {k: v for k, v in result.items() if k not in {"machine", "title", "script"}}
+        return [
+            *lines,
+            f"`{result['script']}` failed (`{result.get('command', '')}`):",
+            "",
+            "```",
+            result["output"],
+            "```",
+            "",
+        ]
+    if "command" in result:
+        lines += [f"Reproduce: `{result['command']}`", ""]
+    if result.get("status") == "printed":
+        return [*lines, "```", result["output"], "```", ""]
+    body = {k: v for k, v in result.items() if k not in {"machine", "title", "script", "command"}}
     return [*lines, "```json", json.dumps(body, indent=2, default=str)[:6000], "```", ""]
 
 
@@ -192,13 +204,17 @@ def render(results: dict[str, dict[str, Any]], out: Path, command: str) -> Path:
     ]
     for name, result in results.items():
         if name == "enqueue" and "medians" in result:
-            lines += _enqueue(result, out)
+            section = _enqueue(result, out)
         elif name == "analysis" and "analysis" in result:
-            lines += _analysis(result, out)
-        elif name == "estimates":
-            lines += _estimates(result, out)
+            section = _analysis(result, out)
+        elif name == "estimates" and result.get("status") in {"measured", "pending"}:
+            section = _estimates(result, out)
         else:
             lines += _external(name, result)
+            continue
+        if "command" in result:
+            section[2:2] = [f"Reproduce: `{result['command']}`", ""]
+        lines += section
     path = out / "report.md"
     path.write_text("\n".join(lines), encoding="utf-8")
     return path

@@ -36,6 +36,58 @@ SUITE: dict[str, tuple[str, str]] = {
 SCRIPT_TIMEOUT_S = 1800
 
 
+OUTPUT_FLAGS = ("--output", "--json", "--out", "--output-json")
+POSTGRES_FLAGS = ("--postgres-url", "--postgres", "--database-url", "--pg-url")
+
+
+def _script_flags(path: Path, env: dict[str, str]) -> set[str]:
+    """The long options a script accepts, read from its --help (scripts of other authors vary)."""
+    try:
+        shown = subprocess.run(
+            [sys.executable, str(path), "--help"],
+            env=env,
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        ).stdout
+    except subprocess.TimeoutExpired:
+        return set()
+    return {word.strip(",[]=") for word in shown.split() if word.startswith("--")}
+
+
+def _command_for(
+    path: Path, flags: set[str], quick: bool, postgres_url: str | None, output: Path
+) -> tuple[list[str], bool]:
+    """The command line for a script, and whether it writes its JSON to a file."""
+    command = [sys.executable, str(path)]
+    output_flag = next((flag for flag in OUTPUT_FLAGS if flag in flags), None)
+    if output_flag:
+        command += [output_flag, str(output)]
+    if quick and "--quick" in flags:
+        command.append("--quick")
+    postgres_flag = next((flag for flag in POSTGRES_FLAGS if flag in flags), None)
+    if postgres_url and postgres_flag:
+        command += [postgres_flag, postgres_url]
+    return command, output_flag is not None
+
+
+def _last_json_object(text: str) -> dict[str, Any] | None:
+    """The last JSON object printed on stdout, for scripts that only print their result."""
+    decoder = json.JSONDecoder()
+    found = None
+    for index, char in enumerate(text):
+        if char == "{" and (index == 0 or text[index - 1] == "\n"):
+            try:
+                value, _ = decoder.raw_decode(text[index:])
+            except json.JSONDecodeError:
+                continue
+            if isinstance(value, dict):
+                found = value
+    return found
+
+
 def _run_script(name: str, quick: bool, postgres_url: str | None, out_dir: Path) -> dict[str, Any]:
     script, title = SUITE[name]
     path = REPO_ROOT / "benchmarks" / script
@@ -43,10 +95,8 @@ def _run_script(name: str, quick: bool, postgres_url: str | None, out_dir: Path)
         return {"status": "absent", "script": f"benchmarks/{script}", "title": title}
     output = out_dir / f"{name}.json"
     output.unlink(missing_ok=True)
-    command = [sys.executable, str(path), "--output", str(output)]
-    command += ["--quick"] if quick else []
-    command += ["--postgres-url", postgres_url] if postgres_url else []
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "MPLBACKEND": "Agg"}
+    command, writes_file = _command_for(path, _script_flags(path, env), quick, postgres_url, output)
     console.print(f"[bold]{title}[/bold]: {' '.join(command[1:])}")
     started = time.monotonic()
     try:
@@ -59,18 +109,31 @@ def _run_script(name: str, quick: bool, postgres_url: str | None, out_dir: Path)
             timeout=SCRIPT_TIMEOUT_S,
             check=False,
         )
-        text, code = (done.stdout or "") + (done.stderr or ""), done.returncode
+        stdout, text, code = (
+            done.stdout or "",
+            (done.stdout or "") + (done.stderr or ""),
+            done.returncode,
+        )
     except subprocess.TimeoutExpired as error:
-        text, code = str(error), -1
-    if code != 0 or not output.exists():
+        stdout, text, code = "", str(error), -1
+    result: dict[str, Any] | None = None
+    if code == 0 and writes_file and output.exists():
+        result = json.loads(output.read_text(encoding="utf-8"))
+    elif code == 0:
+        result = _last_json_object(stdout) or {"status": "printed", "output": stdout[-6000:]}
+        output.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    if result is None:
         return {
             "status": "failed",
             "script": f"benchmarks/{script}",
             "title": title,
+            "command": " ".join(command[1:]),
             "output": text[-3000:],
         }
-    result: dict[str, Any] = json.loads(output.read_text(encoding="utf-8"))
     result["title"] = title
+    result["command"] = "PYTHONPATH=. python " + " ".join(
+        [str(path.relative_to(REPO_ROOT)), *command[2:]]
+    )
     console.print(f"  done in {time.monotonic() - started:.1f} s")
     return result
 
