@@ -178,6 +178,8 @@ def _external(name: str, result: dict[str, Any]) -> list[str]:
         ]
     if "command" in result:
         lines += [f"Reproduce: `{result['command']}`", ""]
+    if result.get("status") == "pending":
+        return [*lines, f"Pending: {result.get('reason', 'not measured')}.", ""]
     if result.get("status") == "printed":
         return [*lines, "```", result["output"], "```", ""]
     body = {k: v for k, v in result.items() if k not in {"machine", "title", "script", "command"}}

@@ -32,6 +32,7 @@ SUITE: dict[str, tuple[str, str]] = {
     "runner": ("bench_runner.py", "4. Event to claim latency"),
     "batching": ("bench_batching.py", "5. Batched against sequential torch execution"),
     "estimates": ("bench_estimates.py", "6. Estimate against measurement"),
+    "gpu": ("bench_gpu.py", "GPU: item 5 on CUDA in bf16"),
 }
 SCRIPT_TIMEOUT_S = 1800
 
