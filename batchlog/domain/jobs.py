@@ -173,9 +173,9 @@ class QueueItem:
         """The union of the runs' control signatures (computed once)."""
         return frozenset().union(*(run.controls for run in self.runs))
 
-    @property
+    @cached_property
     def order_key(self) -> tuple[int, int, int]:
-        """Queue order: higher priority first, then position."""
+        """Queue order: higher priority first, then position (computed once per item)."""
         return (-self.priority, self.position[0], self.position[1])
 
     def with_changes(self, **changes: Any) -> QueueItem:
