@@ -105,6 +105,7 @@ def store_environment(target: DatabaseTarget, *, create_tables: bool) -> dict[st
         "POSTGRES_USER": target.user,
         "POSTGRES_PASSWORD": target.password,
         "POSTGRES_ENABLE_DB_FUNCTIONS": "n",
+        "APPLICATION_RECORDER_TOPIC": "batchlog.adapters.postgres_recorder:LargeEventSafeRecorder",
         "POSTGRES_POOL_SIZE": "4",
         "POSTGRES_MAX_OVERFLOW": "8",
         "POSTGRES_CONNECT_TIMEOUT": "10",
