@@ -119,8 +119,8 @@ def main() -> None:
     # the second does not, so the fit can tell the switch cost from the fixed cost.
     blocks = [
         (controls, sizes)
-        for controls in CONTROL_SETS
-        for sizes in itertools.combinations(SIZES, 2)
+        for controls in (CONTROL_SETS[:3] if args.quick else CONTROL_SETS)
+        for sizes in itertools.combinations(SIZES[:3] if args.quick else SIZES, 2)
         for _ in range(max(1, rounds // 2))
     ]
     rng.shuffle(blocks)
