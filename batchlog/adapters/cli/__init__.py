@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from batchlog.adapters.cli import bench_commands, queue_commands  # noqa: F401  (registers commands)
+from batchlog.adapters.cli import (
+    bench_commands,  # noqa: F401  (registers commands)
+    queue_commands,  # noqa: F401  (registers commands)
+    runner_commands,  # noqa: F401  (registers commands)
+)
 from batchlog.adapters.cli.app import app
 
 
