@@ -13,7 +13,8 @@ import matplotlib.pyplot as plt
 
 NO_GPU = (
     "No GPU figure exists yet: every number on this page was measured on CPU only. "
-    "The GPU script (item 5 on CUDA in bf16) has not been run on a GPU machine."
+    "The prepared GPU script (`benchmarks/gpu_batching.py`: item 5 on CUDA in bf16 with "
+    "CUDA-event timing and peak memory) has not been run on a GPU machine."
 )
 
 
@@ -178,8 +179,9 @@ def _external(name: str, result: dict[str, Any]) -> list[str]:
         ]
     if "command" in result:
         lines += [f"Reproduce: `{result['command']}`", ""]
-    if result.get("status") == "pending":
-        return [*lines, f"Pending: {result.get('reason', 'not measured')}.", ""]
+    if result.get("status") in {"pending", "skipped"}:
+        word = result["status"].capitalize()
+        return [*lines, f"{word}: {result.get('reason', 'not measured')}.", ""]
     if result.get("status") == "printed":
         return [*lines, "```", result["output"], "```", ""]
     body = {k: v for k, v in result.items() if k not in {"machine", "title", "script", "command"}}

@@ -32,7 +32,6 @@ SUITE: dict[str, tuple[str, str]] = {
     "runner": ("bench_runner.py", "4. Event to claim latency"),
     "batching": ("bench_batching.py", "5. Batched against sequential torch execution"),
     "estimates": ("bench_estimates.py", "6. Estimate against measurement"),
-    "gpu": ("bench_gpu.py", "GPU: item 5 on CUDA in bf16"),
 }
 SCRIPT_TIMEOUT_S = 1800
 
@@ -97,7 +96,15 @@ def _run_script(name: str, quick: bool, postgres_url: str | None, out_dir: Path)
     output = out_dir / f"{name}.json"
     output.unlink(missing_ok=True)
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "MPLBACKEND": "Agg"}
-    command, writes_file = _command_for(path, _script_flags(path, env), quick, postgres_url, output)
+    flags = _script_flags(path, env)
+    if quick and "--quick" not in flags:
+        return {
+            "status": "skipped",
+            "script": f"benchmarks/{script}",
+            "title": title,
+            "reason": f"it has no --quick option; run `batchlog bench --only {name}`",
+        }
+    command, writes_file = _command_for(path, flags, quick, postgres_url, output)
     console.print(f"[bold]{title}[/bold]: {' '.join(command[1:])}")
     started = time.monotonic()
     try:
@@ -161,14 +168,16 @@ def bench(
         console.print(f"Unknown benchmark {unknown[0]!r}; choose from {', '.join(SUITE)}.")
         raise typer.Exit(1)
     sys.path.insert(0, str(REPO_ROOT))
+    from benchmarks.common import postgres_server
     from benchmarks.report import render
 
     output_dir.mkdir(parents=True, exist_ok=True)
-    results = {
-        name: _run_script(name, quick, postgres_url, output_dir)
-        for name in SUITE
-        if not only or name in only
-    }
+    with postgres_server(postgres_url) as server_url:
+        results = {
+            name: _run_script(name, quick, server_url, output_dir)
+            for name in SUITE
+            if not only or name in only
+        }
     shown = ["batchlog bench"] + (["--quick"] if quick else []) + [f"--only {n}" for n in only]
     report = render(results, output_dir, " ".join(shown))
     failed = [name for name, result in results.items() if result.get("status") == "failed"]
