@@ -258,7 +258,7 @@ def fit_bucket(
     else:
         b1 = per_sample * share
         b0 = per_sample - b1 * k0
-    s = coefficients["switch"] if "switch" in terms else d_s
+    s = coefficients.get("switch", 0.0) if "switch" in terms else d_s
     fitted = FittedBucket(bucket, a, b0, b1, s, len(usable), 0.0, tuple(terms))
     errors = [abs(_predict(fitted, o) - o.seconds) / o.seconds for o in usable]
     return replace(fitted, median_relative_error=statistics.median(errors))

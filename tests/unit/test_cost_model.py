@@ -233,3 +233,16 @@ def test_analysis_with_fitted_history_names_it_in_basis() -> None:
     plan = plan_smart_batches(jobs, "strict", 4, fit_coefficients(varied_history()))
     assert plan is not None
     assert plan.efficiency["basis"] == "fitted from 6 batches on torch/cpu, median error 0%"
+
+
+def test_a_switch_that_seems_to_save_time_is_fixed_at_zero() -> None:
+    history = [
+        BatchObservation(
+            "torch", "cpu", 35, 64, 64, 8, b, 1, 1.0 + 0.5 * b - (0.1 if c else 0.0), c
+        )
+        for b, c in [(1, True), (2, False), (4, True), (8, False), (2, True), (4, False)]
+    ]
+    fitted = fit_bucket(history, TORCH)
+    assert fitted is not None
+    assert fitted.switch_seconds == 0.0
+    assert fitted.fixed_seconds > 0
