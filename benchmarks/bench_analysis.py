@@ -22,6 +22,7 @@ from batchlog.domain.batching import plan_smart_batches
 from batchlog.domain.errors import StaleAnalysisError
 from benchmarks.common import (
     arguments,
+    cpu_timed,
     fresh_database,
     interleaved,
     median,
@@ -75,6 +76,13 @@ def contenders(service: QueueService, jobs: list[Any], batch_size: int) -> dict[
         ),
         "plan strict": lambda _: timed(lambda: plan_smart_batches(jobs, "strict", batch_size)),
         "plan mixed": lambda _: timed(lambda: plan_smart_batches(jobs, "mixed", batch_size)),
+        # CPU seconds of this process: what the plan costs without the other tenants' load.
+        "plan strict, CPU time": lambda _: cpu_timed(
+            lambda: plan_smart_batches(jobs, "strict", batch_size)
+        ),
+        "plan mixed, CPU time": lambda _: cpu_timed(
+            lambda: plan_smart_batches(jobs, "mixed", batch_size)
+        ),
     }
 
 

@@ -25,6 +25,7 @@ from batchlog.domain.cost_model import (
     DEFAULT_COEFFICIENTS_BY_BACKEND,
     BatchObservation,
     fit_bucket,
+    seconds_from_terms,
 )
 from batchlog.domain.jobs import ExecutionParameters
 from batchlog.runner.backend import BatchInput, RunInput
@@ -162,11 +163,14 @@ def main() -> None:
     assert fitted is not None, "the first half has several batch sizes by construction"
     held_out: list[dict[str, Any]] = []
     for o in observations[half:]:
-        predicted = (
-            fitted.fixed_seconds
-            + o.batch_size
-            * (fitted.per_sample_seconds + fitted.per_control_seconds * o.controls_computed)
-            + (fitted.switch_seconds if o.control_set_changed else 0.0)
+        terms = (
+            fitted.fixed_seconds,
+            fitted.per_sample_seconds,
+            fitted.per_control_seconds,
+            fitted.switch_seconds,
+        )
+        predicted = seconds_from_terms(
+            terms, o.batch_size, o.controls_computed, o.control_set_changed
         )
         held_out.append(
             {

@@ -20,8 +20,8 @@ from batchlog.domain.controls import describe_controls, ordered_controls
 from batchlog.domain.cost_model import (
     DEFAULT_COEFFICIENTS,
     CostCoefficients,
-    batch_seconds,
     memory_safe_batch_size,
+    seconds_from_terms,
 )
 from batchlog.domain.jobs import ExecutionParameters, QueueItem, Run
 
@@ -150,7 +150,7 @@ def calculate_batch_efficiency(
         "estimated_seconds_batched": batched,
         "control_set_changes_unbatched": _changes(as_is),
         "control_set_changes_batched": _changes(batched_invocations),
-        "basis": coefficients.basis_for(p for _, _, p in batched_invocations + as_is),
+        "basis": coefficients.basis_for({p for _, _, p in batched_invocations + as_is}),
     }
 
 
@@ -388,14 +388,14 @@ def _sequence_estimates(
 ) -> list[float]:
     """Seconds of each invocation run in this order; a changed control set costs a switch."""
     estimates = []
+    terms: dict[ExecutionParameters, tuple[float, float, float, float]] = {}
     previous: tuple[frozenset[str], ExecutionParameters] | None = None
     for size, controls, parameters in invocations:
+        found = terms.get(parameters)
+        if found is None:
+            found = terms[parameters] = coefficients.terms_for(parameters)
         changed = previous is not None and previous != (controls, parameters)
-        estimates.append(
-            batch_seconds(
-                coefficients, size, len(controls), parameters, control_set_changed=changed
-            )
-        )
+        estimates.append(seconds_from_terms(found, size, len(controls), changed))
         previous = (controls, parameters)
     return estimates
 

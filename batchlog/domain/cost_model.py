@@ -147,9 +147,13 @@ def _defaults(name: str, a: float, b0: float, b1: float, s: float) -> CostCoeffi
 
 
 DEFAULT_COEFFICIENTS = _defaults("any backend", 4.0, 0.6, 0.3, 2.0)
+# torch: measured once for the reference model on a shared 2-core CPU, 1 thread, at the
+# reference parameters; its runner keeps every control branch loaded, so a change costs nothing.
+# cosmos-transfer: rough guesses; every invocation is a new process that loads its controls
+# anyway, so that cost is in a. Measured history replaces both (see fit_coefficients).
 DEFAULT_COEFFICIENTS_BY_BACKEND: dict[str, CostCoefficients] = {
-    "torch": _defaults("torch", 0.5, 0.3, 0.15, 0.2),
-    "cosmos-transfer": _defaults("cosmos-transfer", 60.0, 20.0, 8.0, 30.0),
+    "torch": _defaults("torch", 0.2, 0.17, 0.12, 0.0),
+    "cosmos-transfer": _defaults("cosmos-transfer", 60.0, 20.0, 8.0, 0.0),
 }
 
 
@@ -173,7 +177,19 @@ def batch_seconds(
     control_set_changed: bool = False,
 ) -> float:
     """Estimated seconds of one invocation of batch_size runs computing that many controls."""
-    a, b0, b1, s = coefficients.terms_for(parameters)
+    return seconds_from_terms(
+        coefficients.terms_for(parameters), batch_size, controls_computed, control_set_changed
+    )
+
+
+def seconds_from_terms(
+    terms: tuple[float, float, float, float],
+    batch_size: int,
+    controls_computed: int,
+    control_set_changed: bool,
+) -> float:
+    """The model itself, for (a, b0, b1, s) already resolved for a parameter set."""
+    a, b0, b1, s = terms
     return a + batch_size * (b0 + b1 * controls_computed) + (s if control_set_changed else 0.0)
 
 
@@ -313,9 +329,13 @@ def predict_observation(coefficients: CostCoefficients, observation: BatchObserv
 
 
 def _predict(fitted: FittedBucket, o: BatchObservation) -> float:
-    per_sample = fitted.per_sample_seconds + fitted.per_control_seconds * o.controls_computed
-    switch = fitted.switch_seconds if o.control_set_changed else 0.0
-    return fitted.fixed_seconds + o.batch_size * per_sample + switch
+    terms = (
+        fitted.fixed_seconds,
+        fitted.per_sample_seconds,
+        fitted.per_control_seconds,
+        fitted.switch_seconds,
+    )
+    return seconds_from_terms(terms, o.batch_size, o.controls_computed, o.control_set_changed)
 
 
 def _probe_parameters(bucket: Bucket) -> ExecutionParameters:
