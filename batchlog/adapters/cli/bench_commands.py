@@ -146,6 +146,23 @@ def _run_script(name: str, quick: bool, postgres_url: str | None, out_dir: Path)
     return result
 
 
+def _earlier_result(name: str, out_dir: Path) -> dict[str, Any]:
+    """The result an earlier run left for a benchmark not run this time (kept in the report)."""
+    path = out_dir / f"{name}.json"
+    script, title = SUITE[name]
+    if not path.exists():
+        present = (REPO_ROOT / "benchmarks" / script).exists()
+        return {
+            "status": "skipped" if present else "absent",
+            "script": f"benchmarks/{script}",
+            "title": title,
+            "reason": f"not run this time; run `batchlog bench --only {name}`",
+        }
+    result: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    result.setdefault("title", title)
+    return result
+
+
 @app.command()
 def bench(
     quick: bool = typer.Option(False, "--quick", help="Small sizes and few rounds (for CI)"),
@@ -175,8 +192,9 @@ def bench(
     with postgres_server(postgres_url) as server_url:
         results = {
             name: _run_script(name, quick, server_url, output_dir)
-            for name in SUITE
             if not only or name in only
+            else _earlier_result(name, output_dir)
+            for name in SUITE
         }
     shown = ["batchlog bench"] + (["--quick"] if quick else []) + [f"--only {n}" for n in only]
     report = render(results, output_dir, " ".join(shown))
