@@ -61,8 +61,12 @@ def _enqueue(result: dict[str, Any], out: Path) -> list[str]:
         "| ratio | value |",
         "|---|---|",
         *(f"| {name} | {value:.2f}x |" for name, value in result["ratios"].items()),
+        *(
+            f"| {name}, median of the per-round ratios | {value:.2f}x |"
+            for name, value in result.get("median_ratio_within_a_round", {}).items()
+        ),
         "",
-        "| goal | met |",
+        "| goal (on the ratio of medians) | met |",
         "|---|---|",
         *(f"| {name} | {_fmt(met)} |" for name, met in result["goals_met"].items()),
         "",
