@@ -265,16 +265,22 @@ class _Building:
 
 
 def _units(jobs: Sequence[QueueItem]) -> list[_Unit]:
+    # Equal parameters are interned to one object, so that every later comparison and dict
+    # lookup of them is an identity check instead of an 11-field comparison.
+    interned: dict[ExecutionParameters, ExecutionParameters] = {}
     units: list[_Unit] = []
     for job in jobs:
         first = job.runs[0].parameters
         if all(run.parameters is first or run.parameters == first for run in job.runs):
-            units.append(_unit(job, first, job.runs))
+            units.append(_unit(job, interned.setdefault(first, first), job.runs))
             continue
         by_parameters: dict[ExecutionParameters, list[Run]] = defaultdict(list)
         for run in job.runs:
             by_parameters[run.parameters].append(run)
-        units.extend(_unit(job, params, tuple(runs)) for params, runs in by_parameters.items())
+        units.extend(
+            _unit(job, interned.setdefault(params, params), tuple(runs))
+            for params, runs in by_parameters.items()
+        )
     return units
 
 
