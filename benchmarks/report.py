@@ -136,32 +136,78 @@ def _estimates(result: dict[str, Any], out: Path) -> list[str]:
     lines = ["## 6. Estimate against measurement", ""]
     if result.get("status") != "measured":
         return [*lines, f"Pending: {result.get('reason', 'not measured')}", ""]
-    pairs = result["held_out"]
     figure, axes = plt.subplots(figsize=(5.5, 5.5))
-    measured = [p["measured_seconds"] for p in pairs]
-    predicted = [p["predicted_seconds"] for p in pairs]
-    axes.scatter(measured, predicted, s=18)
-    top = max(measured + predicted) * 1.05
+    tops = []
+    for key, label in (("held_out", "CPU time"), ("held_out_wall", "wall clock")):
+        pairs = result.get(key, [])
+        measured = [p["measured_seconds"] for p in pairs]
+        predicted = [p["predicted_seconds"] for p in pairs]
+        axes.scatter(measured, predicted, s=16, label=label)
+        tops += measured + predicted
+    top = max(tops) * 1.05
     axes.plot([0, top], [0, top], color="grey", linewidth=1)
     axes.plot([0, top], [0, top * 1.15], color="grey", linestyle="--", linewidth=1)
     axes.plot([0, top], [0, top * 0.85], color="grey", linestyle="--", linewidth=1)
     axes.set_xlabel("measured seconds")
     axes.set_ylabel("predicted seconds (fitted on the first half)")
     axes.set_title("Cost model on held-out batches (±15%)")
+    axes.legend()
     figure.tight_layout()
     figure.savefig(out / "estimates.png", dpi=110)
     plt.close(figure)
-    summary = result["summary"]
+    summaries = result["summary"]
+    if "fitted_on" in summaries:  # a result from before the two clocks
+        summaries = {"wall": summaries}
+    clocks = list(summaries)
+    names = list(next(iter(summaries.values())))
+    params = result.get("parameters", {})
     return [
         *lines,
-        f"Backend {result['backend']}: {summary['fitted_on']} batches fitted, "
-        f"{summary['held_out']} held out.",
+        f"Backend {result['backend']}, {params.get('num_steps')} steps at "
+        f"{params.get('width')}x{params.get('height')}x{params.get('frames')}; batches of "
+        "B in 1, 2, 4, 8 and four control sets, two per control set in a row (shuffled), "
+        "timed one after another; fitted on the first half in time order, the second half "
+        "predicted.",
         "",
-        "| figure | value |",
+        "| figure | " + " | ".join(clocks) + " |",
+        "|---|" + "---|" * len(clocks),
+        *(
+            f"| {name} | " + " | ".join(_fmt(summaries[c][name]) for c in clocks) + " |"
+            for name in names
+        ),
+        "",
+        "| goal | met |",
         "|---|---|",
-        *(f"| {name} | {_fmt(value)} |" for name, value in summary.items()),
+        *(f"| {name} | {_fmt(met)} |" for name, met in result["goals_met"].items()),
         "",
+        *(
+            [f"Clocks: {'; '.join(f'{k}: {v}' for k, v in result['clocks'].items())}.", ""]
+            if "clocks" in result
+            else []
+        ),
         "![estimates](estimates.png)",
+        "",
+    ]
+
+
+def _batching(result: dict[str, Any]) -> list[str]:
+    lines = [
+        "| latent size | mode | B | wall ratio | limit | CPU ratio | CPU limit |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for record in result["records"]:
+        for row in record["rows"]:
+            lines.append(
+                f"| {record['size']} | {record['mode']} | {row['batch_size']} | "
+                f"{row['wall_ratio']:.2f}x | {row['wall_limit']:.2f}x | "
+                f"{row['cpu_ratio']:.2f}x | {row['cpu_limit']:.2f}x |"
+            )
+    return [
+        "Sequential (B invocations of one run) against batched (one invocation of B runs), "
+        "medians of interleaved repeats; the limit is B(a+s)/(a+Bs). Measured by the torch "
+        "backend's script, see docs/torch-backend.md.",
+        "",
+        *lines,
         "",
     ]
 
@@ -188,6 +234,8 @@ def _external(name: str, result: dict[str, Any]) -> list[str]:
         return [*lines, f"{word}: {result.get('reason', 'not measured')}.", ""]
     if result.get("status") == "printed":
         return [*lines, "```", result["output"], "```", ""]
+    if name == "batching" and "records" in result:
+        return [*lines, *_batching(result)]
     body = {k: v for k, v in result.items() if k not in {"machine", "title", "script", "command"}}
     return [*lines, "```json", json.dumps(body, indent=2, default=str)[:6000], "```", ""]
 

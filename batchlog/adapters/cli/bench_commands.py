@@ -139,9 +139,11 @@ def _run_script(name: str, quick: bool, postgres_url: str | None, out_dir: Path)
             "output": text[-3000:],
         }
     result["title"] = title
+    shown = [arg.replace(f"{REPO_ROOT}/", "") for arg in command[2:]]
     result["command"] = "PYTHONPATH=. python " + " ".join(
-        [str(path.relative_to(REPO_ROOT)), *command[2:]]
+        [str(path.relative_to(REPO_ROOT)), *shown]
     )
+    output.write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")
     console.print(f"  done in {time.monotonic() - started:.1f} s")
     return result
 
