@@ -84,7 +84,9 @@ def sqlite_url(tmp_path: Path) -> str:
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     """Settings that point at a temporary data folder and never at the user's environment."""
-    return Settings.from_environment({"BATCHLOG_DATA_DIR": str(tmp_path / "data"), "BATCHLOG_ACTOR": "tester"})
+    return Settings.from_environment(
+        {"BATCHLOG_DATA_DIR": str(tmp_path / "data"), "BATCHLOG_ACTOR": "tester"}
+    )
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

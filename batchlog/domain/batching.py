@@ -94,7 +94,7 @@ def group_runs_strict(jobs: Iterable[QueueItem], max_batch_size: int) -> list[Pl
             by_signature[run.controls].append(run)
         for signature, runs in by_signature.items():
             groups[(unit.parameters, signature)].append(
-                _Unit(unit.job, unit.parameters, tuple(runs))
+                _unit(unit.job, unit.parameters, tuple(runs))
             )
     built: list[_Building] = []
     serials = itertools.count()
@@ -207,10 +207,14 @@ class _Unit:
     job: QueueItem
     parameters: ExecutionParameters
     runs: tuple[Run, ...]
+    controls: frozenset[str]
 
-    @property
-    def controls(self) -> frozenset[str]:
-        return frozenset().union(*(run.controls for run in self.runs))
+
+def _unit(job: QueueItem, parameters: ExecutionParameters, runs: tuple[Run, ...]) -> _Unit:
+    controls = (
+        runs[0].controls if len(runs) == 1 else frozenset().union(*(r.controls for r in runs))
+    )
+    return _Unit(job, parameters, runs, controls)
 
 
 class _Building:
@@ -234,7 +238,7 @@ def _units(jobs: Sequence[QueueItem]) -> list[_Unit]:
         by_parameters: dict[ExecutionParameters, list[Run]] = defaultdict(list)
         for run in job.runs:
             by_parameters[run.parameters].append(run)
-        units.extend(_Unit(job, params, tuple(runs)) for params, runs in by_parameters.items())
+        units.extend(_unit(job, params, tuple(runs)) for params, runs in by_parameters.items())
     return units
 
 
@@ -243,8 +247,10 @@ def _cap(max_batch_size: int, control_count: int) -> int:
 
 
 def _chunks(unit: _Unit, size: int) -> list[_Unit]:
+    if len(unit.runs) <= size:
+        return [unit]
     return [
-        _Unit(unit.job, unit.parameters, unit.runs[i : i + size])
+        _unit(unit.job, unit.parameters, unit.runs[i : i + size])
         for i in range(0, len(unit.runs), size)
     ]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from datetime import datetime
 from typing import Any, Literal, get_args
 
@@ -30,6 +31,13 @@ class ExecutionParameters:
     blur_strength: str
     canny_threshold: str
     negative_prompt: str
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    @cached_property
+    def _hash(self) -> int:
+        return hash(tuple(getattr(self, name) for name in self.__dataclass_fields__))
 
     def to_payload(self) -> dict[str, Any]:
         """The parameters as a JSON-ready dict."""
@@ -64,7 +72,7 @@ class Run:
     seed: int
     parameters: ExecutionParameters
 
-    @property
+    @cached_property
     def controls(self) -> frozenset[str]:
         """The run's control signature."""
         return control_signature(self.weights)
