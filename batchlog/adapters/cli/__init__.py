@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import batchlog.adapters.cli.demo_commands  # noqa: F401  (registers `demo`)
 from batchlog.adapters.cli import queue_commands  # noqa: F401  (registers commands)
 from batchlog.adapters.cli.app import app
 

@@ -95,7 +95,7 @@ def render(
     for t in range(frames):
         frame = np.where(horizon[..., None], np.array(spec.sky), np.array(spec.ground))
         frame = frame.astype(np.uint8)
-        placed = sorted((shape.at(t) + (shape,) for shape in spec.shapes), key=lambda p: -p[2])
+        placed = sorted(((*shape.at(t), shape) for shape in spec.shapes), key=lambda p: -p[2])
         for x, y, z, shape in placed:  # far to near: nearer shapes occlude farther ones
             mask = _mask(shape, xs - x, ys - y)
             shade = 0.55 + 0.45 * (1.0 - z)  # nearer is brighter: a visible depth cue

@@ -1,0 +1,240 @@
+"""The whole demo, start to finish: scenes → queue → plans → runner → baseline → report."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from batchlog.adapters.demo import measure, records
+from batchlog.adapters.demo.measure import Comparison, RunProgress
+from batchlog.adapters.demo.report import ReportData, write_report
+from batchlog.adapters.demo.scenario import DemoSize, ScenarioRecord, run_scenario
+from batchlog.adapters.demo.scenes import SceneFiles, sample_scenes, write_scene
+from batchlog.adapters.migrations import migrate
+from batchlog.adapters.queue_service import QueueService
+from batchlog.adapters.settings import Settings
+from batchlog.domain.cost_model import DEFAULT_COEFFICIENTS
+from batchlog.domain.errors import BatchlogError
+
+
+class DemoRunError(BatchlogError):
+    """The demo's queue did not run to completion."""
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    """Where the demo wrote its report and what it measured."""
+
+    report_path: Path
+    comparison: Comparison
+    timings: dict[str, float]
+    queue_name: str
+    database_url: str
+
+
+def run_demo(
+    database_url: str,
+    folder: Path,
+    size: DemoSize,
+    device: str,
+    console: Console,
+    settings: Settings | None = None,
+) -> DemoResult:
+    """Run the demo into `folder` on the database at `database_url`."""
+    started = time.perf_counter()
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-%f")
+    queue_name = f"demo-{stamp}"
+    run_folder = folder / f"run-{stamp}"
+    timings: dict[str, float] = {}
+    migrate(database_url)
+    scenes = [
+        write_scene(
+            spec,
+            run_folder / "scenes",
+            width=size.width,
+            height=size.height,
+            frames=size.frames,
+            fps=size.fps,
+        )
+        for spec in sample_scenes(size.scenes)
+    ]
+    timings["scenes"] = time.perf_counter() - started
+    console.print(
+        f"Rendered {len(scenes)} scenes ({size.width}x{size.height}, {size.frames} frames) "
+        f"with exact depth and segmentation into {run_folder / 'scenes'}"
+    )
+    coefficients = DEFAULT_COEFFICIENTS
+    with QueueService(
+        database_url,
+        queue_name=queue_name,
+        actor="batchlog-demo",
+        settings=settings,
+        coefficients=lambda: coefficients,
+    ) as service:
+        record = run_scenario(service, scenes, size, console)
+        names = {
+            job_id: f"batch {i}" for i, job_id in enumerate(record.reorganized["batch_job_ids"], 1)
+        }
+        console.print(f"\n[bold]Running the reorganized queue[/bold] ({record.total_runs} runs):")
+        with RunProgress(console, record.total_runs, names) as progress:
+            summary, timings["runner"] = measure.run_batched(
+                database_url, queue_name, run_folder / "outputs", device, progress
+            )
+        executed = records.executions(
+            service, [j["id"] for j in record.status_after["queued_jobs"]]
+        )
+        _require_finished(record, executed)
+        measured = {job_id: executed[job_id].seconds or 0.0 for job_id in names}
+        solo, timings["baseline"] = _baseline(service, record, run_folder, device, console)
+        comparison = measure.compare(
+            record.executed["batches"],
+            record.reorganized["batch_job_ids"],
+            record.batch_runs,
+            measured,
+            solo,
+            coefficients,
+        )
+        print_comparison(console, comparison)
+        lineage_job = record.job_ids[0]
+        report = write_report(
+            _report_data(service, record, comparison, scenes, executed, lineage_job, size, summary),
+            run_folder / "report.html",
+        )
+    timings["total"] = time.perf_counter() - started
+    return DemoResult(report, comparison, timings, queue_name, database_url)
+
+
+def _require_finished(record: ScenarioRecord, executed: dict[str, records.ExecutionRecord]) -> None:
+    for job in record.status_after["queued_jobs"]:
+        found = executed.get(job["id"])
+        if found is None or found.state != "finished":
+            state = "never claimed" if found is None else found.state
+            raise DemoRunError(f"Queue item {job['id']} ({job['type']}) did not finish: {state}.")
+
+
+def _baseline(
+    service: QueueService,
+    record: ScenarioRecord,
+    run_folder: Path,
+    device: str,
+    console: Console,
+) -> tuple[dict[str, float], float]:
+    runs = [
+        run for job_id in record.reorganized["batch_job_ids"] for run in record.batch_runs[job_id]
+    ]
+    console.print(f"\n[bold]Baseline[/bold]: the same {len(runs)} runs, one run per invocation:")
+    started = time.perf_counter()
+    backend = measure.open_backend(device, run_folder / "baseline")
+    try:
+        with RunProgress(console, len(runs), {}) as progress:
+            seconds = measure.run_baseline(
+                service,
+                runs,
+                backend,
+                run_folder / "baseline",
+                lambda done: progress.update({"runs_done": done, "event": "one run at a time"}),
+            )
+    finally:
+        backend.close()
+    return seconds, time.perf_counter() - started
+
+
+def print_comparison(console: Console, comparison: Comparison) -> None:
+    """Estimated vs measured, per batch and overall, side by side."""
+    table = Table(
+        "batch",
+        "runs",
+        "controls",
+        "steps",
+        "est. s",
+        "measured s",
+        "est. solo s",
+        "measured solo s",
+        "est. speedup",
+        "measured speedup",
+        title="Smart Batching: estimated vs measured (seconds from the backend's own timer)",
+    )
+    for b in comparison.batches:
+        table.add_row(
+            str(b.index),
+            str(b.runs),
+            ", ".join(b.controls),
+            str(b.num_steps),
+            f"{b.estimated_seconds:.2f}",
+            f"{b.measured_seconds:.2f}",
+            f"{b.estimated_unbatched_seconds:.2f}",
+            f"{b.measured_unbatched_seconds:.2f}",
+            f"{b.estimated_speedup:.2f}x",
+            f"{b.measured_speedup:.2f}x",
+        )
+    c = comparison
+    table.add_row(
+        "all",
+        str(sum(b.runs for b in c.batches)),
+        "",
+        "",
+        f"{c.total('estimated_seconds'):.2f}",
+        f"{c.total('measured_seconds'):.2f}",
+        f"{c.total('estimated_unbatched_seconds'):.2f}",
+        f"{c.total('measured_unbatched_seconds'):.2f}",
+        f"{c.estimated_speedup:.2f}x",
+        f"{c.measured_speedup:.2f}x",
+        style="bold",
+    )
+    console.print(table)
+    console.print(f"Baseline: {c.baseline}.")
+
+
+def _report_data(
+    service: QueueService,
+    record: ScenarioRecord,
+    comparison: Comparison,
+    scenes: list[SceneFiles],
+    executed: dict[str, records.ExecutionRecord],
+    lineage_job: str,
+    size: DemoSize,
+    summary: dict[str, Any],
+) -> ReportData:
+    outputs = []
+    for job_id in record.reorganized["batch_job_ids"]:
+        for run in record.batch_runs[job_id]:
+            output = executed[job_id].outputs.get(run.run_id)
+            if output:
+                outputs.append(
+                    (
+                        f"{run.run_id} ({', '.join(sorted(run.controls))})",
+                        Path(output["output_path"]),
+                    )
+                )
+    c = comparison
+    return ReportData(
+        title=f"batchlog demo ({size.name}) — {service.queue_name}",
+        summary=[
+            ("database", service.settings.database_url),
+            ("jobs queued", str(len(record.job_ids))),
+            ("runs", str(record.total_runs)),
+            ("executed plan", f"{record.chosen_mode} ({record.executed['analysis_id']})"),
+            ("reorganization", record.reorganized["message"]),
+            ("measured batched seconds", f"{c.total('measured_seconds'):.2f}"),
+            ("measured one-run-at-a-time seconds", f"{c.total('measured_unbatched_seconds'):.2f}"),
+            ("measured speedup", f"{c.measured_speedup:.2f}x"),
+            ("estimated speedup (same baseline)", f"{c.estimated_speedup:.2f}x"),
+            ("estimate basis", str(record.executed["efficiency"]["basis"])),
+            ("runner summary", ", ".join(f"{k}={v}" for k, v in summary.items()) or "-"),
+        ],
+        status_before=record.status_before,
+        status_after=record.status_after,
+        previews={"strict": record.strict["preview"], "mixed": record.mixed["preview"]},
+        chosen_mode=record.chosen_mode,
+        comparison=comparison,
+        scenes=[(scene.name, scene.thumbnail_frames) for scene in scenes],
+        outputs=outputs,
+        lineage_job=lineage_job,
+        lineage=records.lineage(service, lineage_job),
+    )
