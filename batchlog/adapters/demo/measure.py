@@ -107,15 +107,20 @@ class RunProgress:
         self.progress.stop()
 
     def update(self, report: Mapping[str, Any]) -> None:
-        """Take one progress report of the runner."""
-        item = str(report.get("item_id") or report.get("job_id") or "")
+        """Take one progress report of the runner (or of the baseline loop)."""
+        event = str(report.get("event") or "")
+        item = str(report.get("item_id") or "")
         name = self.batch_names.get(item, item)
         if "runs_done" in report:
             self.done = int(report["runs_done"])
-        elif report.get("event") in {"batch_finished", "finished"}:
+        elif event == "finished":
             self.done += int(report.get("runs", 0))
-        state = str(report.get("event") or report.get("state") or "")
-        current = f"{name} ({state})" if name else state
+        if event == "claimed":
+            current = f"running {name} ({report.get('runs', '?')} runs)"
+        elif event in {"finished", "refused", "released", "retry", "split", "dead-letter"}:
+            current = f"{name} {event}"
+        else:
+            current = event
         self.progress.update(self.task, completed=min(self.done, self.total_runs), current=current)
 
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -145,27 +146,31 @@ def _baseline(
     return seconds, time.perf_counter() - started
 
 
+def _short(controls: list[str]) -> str:
+    return "+".join(control[0].upper() for control in controls)
+
+
 def print_comparison(console: Console, comparison: Comparison) -> None:
     """Estimated vs measured, per batch and overall, side by side."""
     table = Table(
         "batch",
         "runs",
-        "controls",
-        "steps",
-        "est. s",
-        "measured s",
-        "est. solo s",
-        "measured solo s",
-        "est. speedup",
-        "measured speedup",
-        title="Smart Batching: estimated vs measured (seconds from the backend's own timer)",
+        "ctrl",
+        "est s",
+        "meas s",
+        "est solo",
+        "meas solo",
+        "est x",
+        "meas x",
+        title="Smart Batching: estimated vs measured seconds and speedup",
+        box=box.SIMPLE_HEAD,
+        padding=(0, 1),
     )
     for b in comparison.batches:
         table.add_row(
             str(b.index),
             str(b.runs),
-            ", ".join(b.controls),
-            str(b.num_steps),
+            _short(b.controls),
             f"{b.estimated_seconds:.2f}",
             f"{b.measured_seconds:.2f}",
             f"{b.estimated_unbatched_seconds:.2f}",
@@ -178,7 +183,6 @@ def print_comparison(console: Console, comparison: Comparison) -> None:
         "all",
         str(sum(b.runs for b in c.batches)),
         "",
-        "",
         f"{c.total('estimated_seconds'):.2f}",
         f"{c.total('measured_seconds'):.2f}",
         f"{c.total('estimated_unbatched_seconds'):.2f}",
@@ -188,7 +192,12 @@ def print_comparison(console: Console, comparison: Comparison) -> None:
         style="bold",
     )
     console.print(table)
-    console.print(f"Baseline: {c.baseline}.")
+    console.print(
+        "controls: V vis, E edge, D depth, S seg. est = the analysis's cost model; meas = the "
+        "backend's own timer, as the runner recorded it; solo = the batch's runs one at a time. "
+        f"Baseline: {c.baseline}.",
+        soft_wrap=True,
+    )
 
 
 def _report_data(
@@ -226,7 +235,10 @@ def _report_data(
             ("measured speedup", f"{c.measured_speedup:.2f}x"),
             ("estimated speedup (same baseline)", f"{c.estimated_speedup:.2f}x"),
             ("estimate basis", str(record.executed["efficiency"]["basis"])),
-            ("runner summary", ", ".join(f"{k}={v}" for k, v in summary.items()) or "-"),
+            (
+                "runner summary",
+                ", ".join(f"{k}={v}" for k, v in summary.items() if k != "batches") or "-",
+            ),
         ],
         status_before=record.status_before,
         status_after=record.status_after,
