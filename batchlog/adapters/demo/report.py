@@ -179,11 +179,11 @@ def comparison_table(comparison: Comparison) -> str:
     return _table(header, rows)
 
 
-def chart_svg(comparison: Comparison, width: int = 720, height: int = 300) -> str:
-    """An inline SVG bar chart of estimated vs measured seconds per batch."""
+def chart_svg(comparison: Comparison, width: int = 760, height: int = 320) -> str:
+    """An inline SVG bar chart of estimated vs measured seconds per batch, values on the bars."""
     batches = comparison.batches
-    top = max([getattr(b, key) for b in batches for key, _, _ in SERIES] + [1e-9]) * 1.1
-    left, bottom, plot_h = 50, 40, height - 70
+    top = max([getattr(b, key) for b in batches for key, _, _ in SERIES] + [1e-9]) * 1.15
+    left, bottom, plot_h = 50, 60, height - 80
     group = (width - left - 10) / max(len(batches), 1)
     bar = group * 0.8 / len(SERIES)
     parts = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}'>"]
@@ -200,20 +200,23 @@ def chart_svg(comparison: Comparison, width: int = 720, height: int = 300) -> st
         for j, (key, label, color) in enumerate(SERIES):
             value = float(getattr(b, key))
             h = plot_h * value / top
+            x, y = x0 + j * bar, height - bottom - h
             parts.append(
-                f"<rect x='{x0 + j * bar:.1f}' y='{height - bottom - h:.1f}' width='{bar - 1:.1f}' "
-                f"height='{h:.1f}' fill='{color}'><title>batch {b.index}, {label}: "
-                f"{value:.2f} s</title></rect>"
+                f"<rect x='{x:.1f}' y='{y:.1f}' width='{bar - 1:.1f}' height='{h:.1f}' "
+                f"fill='{color}'><title>batch {b.index}, {label}: {value:.2f} s</title></rect>"
+                f"<text x='{x + bar / 2:.1f}' y='{y - 2:.1f}' font-size='9' "
+                f"text-anchor='middle'>{value:.2f}</text>"
             )
         parts.append(
             f"<text x='{x0 + group * 0.4:.1f}' y='{height - bottom + 14}' font-size='11' "
-            f"text-anchor='middle'>batch {b.index}</text>"
+            f"text-anchor='middle'>batch {b.index} ({b.runs} runs)</text>"
         )
     for j, (_, label, color) in enumerate(SERIES):
-        x = left + j * (width - left) / len(SERIES)
+        x = left + (j % 2) * 260
+        y = height - 30 + (j // 2) * 16
         parts.append(
-            f"<rect x='{x:.1f}' y='{height - 16}' width='10' height='10' fill='{color}'/>"
-            f"<text x='{x + 14:.1f}' y='{height - 7}' font-size='11'>{html.escape(label)}</text>"
+            f"<rect x='{x}' y='{y}' width='10' height='10' fill='{color}'/>"
+            f"<text x='{x + 14}' y='{y + 9}' font-size='11'>{html.escape(label)}</text>"
         )
     parts.append("</svg>")
     return "".join(parts)
