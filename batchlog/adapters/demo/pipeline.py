@@ -210,17 +210,7 @@ def _report_data(
     size: DemoSize,
     summary: dict[str, Any],
 ) -> ReportData:
-    outputs = []
-    for job_id in record.reorganized["batch_job_ids"]:
-        for run in record.batch_runs[job_id]:
-            output = executed[job_id].outputs.get(run.run_id)
-            if output:
-                outputs.append(
-                    (
-                        f"{run.run_id} ({', '.join(sorted(run.controls))})",
-                        Path(output["output_path"]),
-                    )
-                )
+    outputs, unbatched = _outputs(record, executed)
     c = comparison
     return ReportData(
         title=f"batchlog demo ({size.name}) — {service.queue_name}",
@@ -235,6 +225,7 @@ def _report_data(
             ("measured speedup", f"{c.measured_speedup:.2f}x"),
             ("estimated speedup (same baseline)", f"{c.estimated_speedup:.2f}x"),
             ("estimate basis", str(record.executed["efficiency"]["basis"])),
+            ("not batchable (ran as is, not compared)", unbatched or "-"),
             (
                 "runner summary",
                 ", ".join(f"{k}={v}" for k, v in summary.items() if k != "batches") or "-",
@@ -245,8 +236,29 @@ def _report_data(
         previews={"strict": record.strict["preview"], "mixed": record.mixed["preview"]},
         chosen_mode=record.chosen_mode,
         comparison=comparison,
-        scenes=[(scene.name, scene.thumbnail_frames) for scene in scenes],
+        scenes=[item for scene in scenes for item in scene.thumbnails()],
         outputs=outputs,
         lineage_job=lineage_job,
         lineage=records.lineage(service, lineage_job),
     )
+
+
+def _outputs(
+    record: ScenarioRecord, executed: dict[str, records.ExecutionRecord]
+) -> tuple[list[tuple[str, Path]], str]:
+    """Every output file with a caption, and a line on the items that were not batched."""
+    outputs = []
+    for job_id in record.reorganized["batch_job_ids"]:
+        for run in record.batch_runs[job_id]:
+            output = executed[job_id].outputs.get(run.run_id)
+            if output:
+                caption = f"{run.run_id} ({'+'.join(sorted(run.controls))}, seed {run.seed})"
+                outputs.append((caption, Path(output["output_path"])))
+    others = [j for j in record.status_after["queued_jobs"] if j["id"] not in record.batch_runs]
+    for job in others:
+        for run_id, output in executed[job["id"]].outputs.items():
+            outputs.append((f"{run_id} ({job['type']})", Path(output["output_path"])))
+    unbatched = ", ".join(
+        f"{job['type']} {job['id']}: {executed[job['id']].seconds or 0:.2f} s" for job in others
+    )
+    return outputs, unbatched

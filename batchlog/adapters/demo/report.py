@@ -46,7 +46,7 @@ class ReportData:
     previews: Mapping[str, str]
     chosen_mode: str
     comparison: Comparison
-    scenes: Sequence[tuple[str, Sequence[Path]]]
+    scenes: Sequence[tuple[str, Path]]
     outputs: Sequence[tuple[str, Path]]
     lineage_job: str
     lineage: Sequence[Mapping[str, Any]]
@@ -81,8 +81,11 @@ def render_report(data: ReportData) -> str:
         "<h2>The queue after Smart Batching (before the runner started)</h2>",
         queue_table(data.status_after),
         "<h2>Sample scenes: input, exact depth, exact segmentation</h2>",
-        _thumbs((name, frame) for name, frames in data.scenes for frame in frames),
+        _thumbs(data.scenes),
         "<h2>Outputs</h2>",
+        "<p class='muted'>The middle frame of each run's output video, as the runner wrote it. "
+        "The reference model's weights are deterministic, not trained: the outputs show that "
+        "every run really ran with its own controls, weights and seed, not image quality.</p>",
         _thumbs(data.outputs),
         f"<h2>Lineage of job {e(data.lineage_job)}</h2>",
         _table(

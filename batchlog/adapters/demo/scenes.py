@@ -75,6 +75,14 @@ class SceneFiles:
     seg: Path
     thumbnail_frames: tuple[Path, ...]
 
+    def thumbnails(self) -> list[tuple[str, Path]]:
+        """(caption, frame) of the middle frame of the input, the depth and the segmentation."""
+        kinds = ("input", "depth", "seg")
+        return [
+            (f"{self.name} {kind}", path)
+            for kind, path in zip(kinds, self.thumbnail_frames, strict=True)
+        ]
+
 
 def _bounce(value: float) -> float:
     period = value % 2.0
