@@ -222,17 +222,16 @@ class QueueService:
         analysis_id = new_analysis_id()
         coefficients = self._coefficients()
 
-        def command(queue: Queue) -> bool:
+        def command(queue: Queue) -> dict[str, Any] | None:
             plan = plan_smart_batches(queue.queued_in_order(), mode, queue.batch_size, coefficients)
             if plan is None:
-                queue._require_paused("analyze")
-                return False
+                queue.require_paused("analyze")
+                return None
             queue.record_analysis(analysis_id, plan, self.actor)
-            return True
+            assert queue.latest_analysis is not None
+            return analysis_view(queue.latest_analysis)
 
-        if not self._command(command, retry=True):
-            return None
-        return self._latest_analysis_view(analysis_id)
+        return self._command(command, retry=True)
 
     def get_smart_batch_preview(self) -> str:
         """The preview of the latest analysis while it is fresh; empty otherwise."""
@@ -247,34 +246,27 @@ class QueueService:
 
     def execute_smart_batches(self, analysis_id: str | None = None) -> dict[str, Any]:
         """Reorganize the queue by an analysis (the latest by default); refuse a stale one."""
-        with self._lock:
-            queue = self.load_queue()
+
+        def command(queue: Queue) -> dict[str, Any]:
             latest = queue.latest_analysis
-            count = len(latest["batches"]) if latest else 0
-            new_ids = [new_batch_job_id() for _ in range(count)]
-            try:
-                outcome = queue.reorganize(analysis_id, new_ids, self.actor)
-                self._save(queue)
-            except IntegrityError:
-                self._forget_queue()
-                raise StaleAnalysisError() from None
-            except BatchlogError:
-                if queue.pending_events:
-                    self._forget_queue()
-                raise
-            except BaseException:
-                self._forget_queue()
-                raise
+            new_ids = [new_batch_job_id() for _ in (latest["batches"] if latest else [])]
+            outcome = queue.reorganize(analysis_id, new_ids, self.actor)
+            return {**outcome, "sequence": queue.version}
+
+        try:
+            outcome = self._attempt(command)
+        except IntegrityError:
+            raise StaleAnalysisError() from None
         retired, created = len(outcome["retired"]), len(outcome["new_jobs"])
         return {
             "jobs_deleted": retired,
             "batches_created": created,
             "mode": outcome["mode"],
             "message": reorganize_message(retired, created),
-            "analysis_id": analysis_id or (latest or {}).get("analysis_id"),
+            "analysis_id": outcome["analysis_id"],
             "retired_job_ids": outcome["retired"],
             "batch_job_ids": [job["job_id"] for job in outcome["new_jobs"]],
-            "sequence": queue.version,
+            "sequence": outcome["sequence"],
         }
 
     # ---- reading -------------------------------------------------------------------------
@@ -308,34 +300,33 @@ class QueueService:
 
     # ---- internals -----------------------------------------------------------------------
 
-    def _latest_analysis_view(self, analysis_id: str) -> dict[str, Any]:
-        latest = self.load_queue().latest_analysis
-        if latest is None or latest["analysis_id"] != analysis_id:
-            raise StaleAnalysisError()
-        return analysis_view(latest)
-
     def _command(self, command: Callable[[Queue], T], *, retry: bool) -> T:
         attempts = RETRY_LIMIT if retry else 1
         for attempt in range(attempts):
-            with self._lock:
-                queue = self.load_queue()
-                try:
-                    result = command(queue)
-                    self._save(queue)
-                    return result
-                except IntegrityError:
-                    self._forget_queue()
-                    if attempt == attempts - 1:
-                        break
-                except BatchlogError:
-                    if queue.pending_events:
-                        self._forget_queue()
-                    raise
-                except BaseException:
-                    self._forget_queue()
-                    raise
+            try:
+                return self._attempt(command)
+            except IntegrityError:
+                if attempt == attempts - 1:
+                    break
             time.sleep(random.uniform(0.001, 0.005 * (attempt + 1)))
         raise ConcurrentUpdateError()
+
+    def _attempt(self, command: Callable[[Queue], T]) -> T:
+        """Load, run one command, save (one transaction); drop the cached queue if it was changed
+        and not saved, so a refused or conflicting attempt never leaves a half-applied state."""
+        with self._lock:
+            queue = self.load_queue()
+            try:
+                result = command(queue)
+                self._save(queue)
+                return result
+            except BatchlogError:
+                if queue.pending_events:
+                    self._forget_queue()
+                raise
+            except BaseException:
+                self._forget_queue()
+                raise
 
     def _save(self, queue: Queue) -> None:
         with translate_store_errors():

@@ -244,7 +244,7 @@ class Queue(Aggregate):
 
     def record_analysis(self, analysis_id: str, plan: SmartBatchPlan, actor: str) -> None:
         """Record an analysis of the queue as it is now."""
-        self._require_paused("analyze")
+        self.require_paused("analyze")
         batches = plan.batches_payload()
         self._analyzed(
             analysis_id=analysis_id,
@@ -299,7 +299,7 @@ class Queue(Aggregate):
         self, analysis_id: str | None, new_job_ids: Sequence[str], actor: str
     ) -> dict[str, Any]:
         """Replace the analysed jobs by the plan's batch jobs; refuse a stale or unknown analysis."""
-        self._require_paused("execute smart batches")
+        self.require_paused("execute smart batches")
         latest = self.latest_analysis
         if latest is None:
             raise NoAnalysisError()
@@ -333,7 +333,12 @@ class Queue(Aggregate):
         self._reorganized(
             analysis_id=chosen, retired_job_ids=retired, new_jobs=new_jobs, actor=actor
         )
-        return {"mode": latest["mode"], "retired": retired, "new_jobs": new_jobs}
+        return {
+            "mode": latest["mode"],
+            "analysis_id": chosen,
+            "retired": retired,
+            "new_jobs": new_jobs,
+        }
 
     class Reorganized(Event):
         """The analysed jobs were retired and replaced by batch jobs (nothing was deleted)."""
@@ -490,7 +495,8 @@ class Queue(Aggregate):
 
     # ---- helpers -------------------------------------------------------------------------
 
-    def _require_paused(self, action: str) -> None:
+    def require_paused(self, action: str) -> None:
+        """Refuse an action that needs a paused queue."""
         if not self.paused:
             raise QueueNotPausedError(
                 f"The queue is running; pause it first (set_queue_paused(True)) to {action}."
