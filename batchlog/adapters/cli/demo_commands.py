@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import importlib.util
 import time
 from pathlib import Path
 
 import typer
 
-from batchlog.adapters.cli.app import app, console, user_errors
+from batchlog.adapters.cli.app import EXIT_USER_ERROR, app, console, error_console, user_errors
 from batchlog.adapters.settings import Settings
+
+TORCH_EXTRA = ("torch", "numpy", "imageio", "imageio_ffmpeg")
 
 
 @app.command("demo")
@@ -22,6 +25,15 @@ def demo_command(
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N or auto"),
 ) -> None:
     """Render sample scenes, queue a realistic mix, smart-batch it, run it, measure, report."""
+    missing = [name for name in TORCH_EXTRA if importlib.util.find_spec(name) is None]
+    if missing:
+        error_console.print(
+            f"Error: batchlog demo needs the torch extra ({missing[0]} is missing): "
+            "pip install 'batchlog[torch]'",
+            markup=False,
+            highlight=False,
+        )
+        raise typer.Exit(EXIT_USER_ERROR)
     from batchlog.adapters.demo.pipeline import run_demo
     from batchlog.adapters.demo.scenario import FULL, QUICK
 
