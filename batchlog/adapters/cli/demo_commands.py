@@ -19,7 +19,7 @@ def demo_command(
     data_dir: Path | None = typer.Option(
         None,
         "--data-dir",
-        help="Write everything here, with a fresh SQLite file (default: the data folder)",
+        help="Write everything under DIR, with its own SQLite file DIR/batchlog.sqlite3 (default: the data folder and configured database)",
     ),
     quick: bool = typer.Option(False, "--quick", help="A reduced size that finishes in seconds"),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N or auto"),
