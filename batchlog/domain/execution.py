@@ -84,6 +84,7 @@ class Execution(Aggregate):
         self.lease_expires_at = lease_expires_at
         self.outcomes: dict[str, dict[str, Any]] = {}
         self.state = "running"
+        self.refusals: list[dict[str, str]] = []
 
     @property
     def finished(self) -> bool:
@@ -252,6 +253,42 @@ class Execution(Aggregate):
     @event(Superseded)
     def _superseded(self, reason: str) -> None:
         self.state = "superseded"
+
+    def refuse(
+        self, runner_id: str, reason: str, outcomes: list[dict[str, Any]], refused_at: datetime
+    ) -> None:
+        """Record that a result for this execution arrived after it ended and was not applied."""
+        if self.state == "running":
+            raise ValueError("a running execution accepts its results; nothing to refuse")
+        self._result_refused(
+            runner_id=runner_id,
+            reason=reason,
+            state=self.state,
+            outcomes=outcomes,
+            refused_at=refused_at,
+        )
+
+    class ResultRefused(Event):
+        """A late result (e.g. from a superseded token) was refused and not applied."""
+
+        TOPIC = "batchlog.execution:Execution.ResultRefused"
+        class_version = 1
+        runner_id: str
+        reason: str
+        state: str
+        outcomes: list[dict[str, Any]]
+        refused_at: datetime
+
+    @event(ResultRefused)
+    def _result_refused(
+        self,
+        runner_id: str,
+        reason: str,
+        state: str,
+        outcomes: list[dict[str, Any]],
+        refused_at: datetime,
+    ) -> None:
+        self.refusals.append({"reason": reason, "state": state})
 
     def _check_run(self, run_id: str) -> None:
         if run_id not in self.run_ids:

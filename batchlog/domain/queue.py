@@ -493,6 +493,85 @@ class Queue(Aggregate):
     ) -> None:
         del self.items[job_id]
 
+    def split_item(
+        self, job_id: str, token: str, reason: str, new_job_ids: Sequence[str]
+    ) -> list[dict[str, Any]]:
+        """Replace a claimed item by two queued halves at its position (e.g. out of memory)."""
+        self._check_token(job_id, token)
+        item = self.items[job_id]
+        if len(item.runs) < 2:
+            raise ValueError(f"item {job_id!r} has one run; it cannot be split")
+        if len(new_job_ids) != 2:
+            raise ValueError("two new job ids are needed to split an item")
+        half = (len(item.runs) + 1) // 2
+        parts = (item.runs[:half], item.runs[half:])
+        new_jobs = [
+            {
+                "job_id": new_id,
+                "run_ids": [run.run_id for run in part],
+                "position": list(item.position),
+                "priority": item.priority,
+            }
+            for new_id, part in zip(new_job_ids, parts, strict=True)
+        ]
+        self._item_split(job_id=job_id, claim_token=token, reason=reason, new_jobs=new_jobs)
+        return new_jobs
+
+    class ItemSplit(Event):
+        """A claimed item was replaced by two queued halves that keep its position."""
+
+        TOPIC = "batchlog.queue:Queue.ItemSplit"
+        class_version = 1
+        job_id: str
+        claim_token: str
+        reason: str
+        new_jobs: list[dict[str, Any]]
+
+    @event(ItemSplit)
+    def _item_split(
+        self, job_id: str, claim_token: str, reason: str, new_jobs: list[dict[str, Any]]
+    ) -> None:
+        item = self.items.pop(job_id)
+        runs = {run.run_id: run for run in item.runs}
+        for new in new_jobs:
+            self.items[new["job_id"]] = QueueItem(
+                job_id=new["job_id"],
+                job_type="batch_inference" if item.batchable else item.job_type,
+                runs=tuple(runs[run_id] for run_id in new["run_ids"]),
+                priority=int(new["priority"]),
+                position=(int(new["position"][0]), int(new["position"][1])),
+                submitter=item.submitter,
+                options=dict(item.options),
+                source_job_ids=item.source_job_ids or (item.job_id,),
+                analysis_id=item.analysis_id,
+            )
+
+    def settle(self, job_ids: Iterable[str], actor: str) -> list[str]:
+        """Remove claimed items whose execution finished; records nothing if none qualify.
+
+        Claims settle finished items for free (`ItemClaimed.settled_job_ids`); this event is
+        for an idle runner, and is refused while the queue is paused so a pending analysis
+        stays fresh.
+        """
+        self._require_running("settle finished items")
+        settled = [j for j in job_ids if j in self.items and self.items[j].status == "claimed"]
+        if settled:
+            self._items_settled(job_ids=settled, actor=actor)
+        return settled
+
+    class ItemsSettled(Event):
+        """Claimed items whose executions finished left the queue (outcomes are on Execution)."""
+
+        TOPIC = "batchlog.queue:Queue.ItemsSettled"
+        class_version = 1
+        job_ids: list[str]
+        actor: str
+
+    @event(ItemsSettled)
+    def _items_settled(self, job_ids: list[str], actor: str) -> None:
+        for job_id in job_ids:
+            self.items.pop(job_id, None)
+
     # ---- helpers -------------------------------------------------------------------------
 
     def require_paused(self, action: str) -> None:
@@ -501,6 +580,10 @@ class Queue(Aggregate):
             raise QueueNotPausedError(
                 f"The queue is running; pause it first (set_queue_paused(True)) to {action}."
             )
+
+    def _require_running(self, action: str) -> None:
+        if self.paused:
+            raise QueueNotPausedError(f"The queue is paused; cannot {action} now.")
 
     def _check_token(self, job_id: str, token: str) -> None:
         item = self.item(job_id)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-import batchlog.adapters.cli.demo_commands  # noqa: F401  (registers `demo`)
-from batchlog.adapters.cli import queue_commands  # noqa: F401  (registers commands)
+from batchlog.adapters.cli import (
+    demo_commands,  # noqa: F401  (registers `demo`)
+    queue_commands,  # noqa: F401  (registers commands)
+    runner_commands,  # noqa: F401  (registers commands)
+)
 from batchlog.adapters.cli.app import app
 
 
