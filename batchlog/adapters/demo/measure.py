@@ -124,23 +124,35 @@ class RunProgress:
         self.progress.update(self.task, completed=min(self.done, self.total_runs), current=current)
 
 
+def warmed_backend(
+    service: QueueService, device: str, artifacts_dir: Path, run: Run
+) -> InferenceBackend:
+    """The torch reference backend, loaded and warmed by one unmeasured solo run."""
+    from batchlog.adapters.inference import create_backend
+
+    backend = create_backend("torch", device=device, artifacts_dir=artifacts_dir)
+    backend.load()
+    warmup_dir = artifacts_dir.parent / "warmup" / artifacts_dir.name
+    backend.run_batch(solo_input(service, run, warmup_dir, "warmup"))
+    return backend
+
+
 def run_batched(
     database_url: str,
     queue_name: str,
     artifacts_dir: Path,
-    device: str,
+    backend: InferenceBackend,
     progress: RunProgress,
 ) -> tuple[dict[str, Any], float]:
-    """Drain the queue with an in-process runner; return its summary and the wall seconds."""
+    """Drain the queue with an in-process runner on this backend; its summary and wall seconds."""
     from batchlog.adapters.bootstrap import build_runner
 
     runner = build_runner(
         database_url,
-        backend_name="torch",
-        device=device,
         artifacts_dir=artifacts_dir,
         runner_id="demo-runner",
         queue_name=queue_name,
+        backend=backend,
     )
     started = time.perf_counter()
     try:
@@ -148,15 +160,6 @@ def run_batched(
     finally:
         runner.close()
     return dict(summary or {}), time.perf_counter() - started
-
-
-def open_backend(device: str, artifacts_dir: Path) -> InferenceBackend:
-    """The torch reference backend, loaded."""
-    from batchlog.adapters.inference import create_backend
-
-    backend = create_backend("torch", device=device, artifacts_dir=artifacts_dir)
-    backend.load()
-    return backend
 
 
 def solo_input(service: QueueService, run: Run, artifacts_dir: Path, tag: str) -> BatchInput:
@@ -191,9 +194,7 @@ def run_baseline(
     artifacts_dir: Path,
     on_run: Callable[[int], None],
 ) -> dict[str, float]:
-    """Measured seconds of each run given to the backend alone (after one unmeasured warm-up)."""
-    if runs:
-        backend.run_batch(solo_input(service, runs[0], artifacts_dir / "warmup", "warmup"))
+    """Measured seconds of each run given to the (warmed) backend alone."""
     seconds = {}
     for done, run in enumerate(runs, start=1):
         outcome = backend.run_batch(solo_input(service, run, artifacts_dir, "solo"))

@@ -83,9 +83,11 @@ def run_demo(
             job_id: f"batch {i}" for i, job_id in enumerate(record.reorganized["batch_job_ids"], 1)
         }
         console.print(f"\n[bold]Running the reorganized queue[/bold] ({record.total_runs} runs):")
+        first_run = record.batch_runs[record.reorganized["batch_job_ids"][0]][0]
+        backend = measure.warmed_backend(service, device, run_folder / "outputs", first_run)
         with RunProgress(console, record.total_runs, names) as progress:
             summary, timings["runner"] = measure.run_batched(
-                database_url, queue_name, run_folder / "outputs", device, progress
+                database_url, queue_name, run_folder / "outputs", backend, progress
             )
         executed = records.executions(
             service, [j["id"] for j in record.status_after["queued_jobs"]]
@@ -131,7 +133,7 @@ def _baseline(
     ]
     console.print(f"\n[bold]Baseline[/bold]: the same {len(runs)} runs, one run per invocation:")
     started = time.perf_counter()
-    backend = measure.open_backend(device, run_folder / "baseline")
+    backend = measure.warmed_backend(service, device, run_folder / "baseline", runs[0])
     try:
         with RunProgress(console, len(runs), {}) as progress:
             seconds = measure.run_baseline(
