@@ -17,10 +17,11 @@ import torch
 from batchlog.adapters.inference import create_backend as create_named_backend
 from batchlog.adapters.inference.control_maps import edge_map, vis_map
 from batchlog.adapters.inference.reference_model import build_reference_model, fingerprint
-from batchlog.adapters.inference.torch_backend import TorchBackend, create_backend
+from batchlog.adapters.inference.torch_backend import TorchBackend, create_backend, resolve_device
 from batchlog.domain.config import default_parameters
 from batchlog.domain.errors import ValidationError
 from batchlog.runner.backend import (
+    BackendError,
     BackendOutOfMemoryError,
     BatchInput,
     InferenceBackend,
@@ -129,6 +130,14 @@ def test_an_unknown_device_is_refused_with_the_allowed_values() -> None:
         create_backend(device="tpu")
 
 
+def test_auto_picks_cuda_when_torch_sees_it_and_cuda_is_refused_without_one() -> None:
+    expected = "cuda:0" if torch.cuda.is_available() else "cpu"
+    assert str(resolve_device("auto")) == expected
+    if not torch.cuda.is_available():
+        with pytest.raises(ValidationError, match="no CUDA device"):
+            create_backend(device="cuda:0")
+
+
 def test_weights_are_deterministic_from_the_fixed_seed_and_a_few_megabytes() -> None:
     first, second = build_reference_model(), build_reference_model()
     assert fingerprint(first) == fingerprint(second)
@@ -162,8 +171,8 @@ def test_a_branch_whose_weights_are_all_zero_contributes_exactly_zero(
     backend: TorchBackend,
 ) -> None:
     model, generator = backend.model, torch.Generator().manual_seed(3)
-    latents = torch.randn(2, 12, 2, 8, 8, generator=generator)
-    hints = {c: torch.randn(2, 12, 2, 8, 8, generator=generator) for c in ("vis", "depth")}
+    latents = torch.randn(2, 48, 2, 4, 4, generator=generator)
+    hints = {c: torch.randn(2, 48, 2, 4, 4, generator=generator) for c in ("vis", "depth")}
     text = model.encode_text(["a", "b"], torch.device("cpu"))
     with torch.inference_mode():
         embedded = model.embed_hints(hints)
@@ -178,6 +187,11 @@ def test_a_branch_whose_weights_are_all_zero_contributes_exactly_zero(
         )
     assert torch.equal(with_zero, without)
     assert max_difference(depth_on, without) > 1e-3
+    vis = torch.tensor([0.5, 0.7])
+    assert torch.equal(
+        model.prior(hints, {"vis": vis, "depth": torch.zeros(2)}),
+        model.prior({"vis": hints["vis"]}, {"vis": vis}),
+    )
 
 
 def test_changing_one_samples_weight_changes_only_that_sample(
@@ -267,6 +281,17 @@ def test_gif_and_png_folder_inputs_are_resized_to_the_batch_size(
     assert {tuple(v.shape) for v in videos.values()} == {(4, 32, 32, 3)}
 
 
+def test_a_resolution_with_an_odd_latent_grid_is_padded_and_cropped(
+    backend: TorchBackend, media, tmp_path: Path
+) -> None:
+    batch = replace(
+        make_batch([make_run(media, 0, {"vis": 0.5})], tmp_path),
+        parameters=replace(PARAMETERS, width=40, height=24),
+    )
+    (video,) = backend.generate(batch).videos.values()
+    assert tuple(video.shape) == (4, 24, 40, 3)
+
+
 def test_vis_blurs_and_edge_finds_the_edge_of_a_step() -> None:
     video = torch.zeros(1, 3, 1, 32, 32)
     video[..., 16:] = 1.0
@@ -291,12 +316,49 @@ def test_upscale_writes_a_larger_refined_video_of_the_source(
     assert hashlib.sha256(Path(result.output_path).read_bytes()).hexdigest() == result.sha256
 
 
-def test_cuda_out_of_memory_becomes_backend_out_of_memory(
-    backend: TorchBackend, media, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_bfloat16_runs_the_same_model_close_to_float32(
+    backend: TorchBackend, media, tmp_path: Path
+) -> None:
+    runs = [make_run(media, i, {"vis": 0.5, "edge": 0.5}) for i in range(2)]
+    half = create_backend(device="cpu", dtype="bfloat16")
+    low, full = half.generate(make_batch(runs, tmp_path)), outputs(backend, runs, tmp_path)
+    assert all(v.dtype == torch.float32 for v in low.videos.values())
+    assert 0.0 < max_difference(low.videos[runs[0].run_id], full[runs[0].run_id]) < 0.25
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+        RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 9 GB"),
+    ],
+)
+def test_out_of_memory_becomes_backend_out_of_memory(
+    backend: TorchBackend, media, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: Exception
 ) -> None:
     def out_of_memory(batch: BatchInput):
-        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        raise error
 
     monkeypatch.setattr(backend, "generate", out_of_memory)
     with pytest.raises(BackendOutOfMemoryError, match="did not fit"):
         backend.run_batch(make_batch([make_run(media, 0, {"vis": 0.5})], tmp_path))
+
+
+def test_other_torch_errors_fail_the_batch_as_retryable(
+    backend: TorchBackend, media, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(batch: BatchInput):
+        raise RuntimeError("a kernel failed")
+
+    monkeypatch.setattr(backend, "generate", broken)
+    with pytest.raises(BackendError, match="a kernel failed") as raised:
+        backend.run_batch(make_batch([make_run(media, 0, {"vis": 0.5})], tmp_path))
+    assert raised.value.retryable and not isinstance(raised.value, BackendOutOfMemoryError)
+
+
+def test_an_unsupported_job_type_is_refused_for_good(
+    backend: TorchBackend, media, tmp_path: Path
+) -> None:
+    with pytest.raises(BackendError, match="enhancement") as raised:
+        backend.run_batch(make_batch([make_run(media, 0, {})], tmp_path, "enhancement"))
+    assert not raised.value.retryable

@@ -1,10 +1,10 @@
-"""A fixed video latent codec: 4x4 pixel patches projected onto their lowest DCT frequencies.
+"""A fixed video latent codec: 8x8 pixel patches projected onto their lowest DCT frequencies.
 
 Real video diffusion models work in the latent space of a learned tokenizer. The reference model
 needs the same shape of computation (pixels -> compact latents -> pixels) without a download, so
-it uses an orthonormal DCT basis: each 4x4 patch of each colour keeps its 2x2 lowest frequencies
-(12 latent channels, 4x smaller spatially). Decoding is the exact transpose, so encoding then
-decoding is a smooth low-pass of the input.
+it uses an orthonormal DCT basis: each 8x8 patch of each colour keeps its 4x4 lowest frequencies
+(48 latent channels, 8x smaller spatially, like the 8x8 spatial compression of video tokenizers).
+Decoding is the exact transpose, so encoding then decoding is a smooth low-pass of the input.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-PATCH = 4
-KEEP = 2
+PATCH = 8
+KEEP = 4
 LATENT_CHANNELS = 3 * KEEP * KEEP
 
 
@@ -40,14 +40,14 @@ def _basis() -> torch.Tensor:
 
 
 class LatentCodec(torch.nn.Module):
-    """Encodes videos [B, 3, F, H, W] in [-1, 1] to latents [B, 12, F, H/4, W/4] and back."""
+    """Encodes videos [B, 3, F, H, W] in [-1, 1] to latents [B, 48, F, H/8, W/8] and back."""
 
     def __init__(self) -> None:
         super().__init__()
         self.register_buffer("basis", _basis(), persistent=False)
 
     def encode(self, video: torch.Tensor) -> torch.Tensor:
-        """Pixels to latents; H and W must be multiples of 4."""
+        """Pixels to latents; H and W must be multiples of 8."""
         b, c, f, h, w = video.shape
         frames = video.permute(0, 2, 1, 3, 4).reshape(b * f, c, h, w)
         patches = F.pixel_unshuffle(frames, PATCH)  # [BF, 3*16, h/4, w/4]

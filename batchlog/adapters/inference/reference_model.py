@@ -5,10 +5,12 @@ space-time patch tokens, a stack of transformer blocks (self-attention over all 
 cross-attention to the prompt's text tokens, adaLN modulation by noise level and pooled text)
 predicts the denoised latent, and each control (vis, edge, depth, seg) has its own branch —
 copies of the first blocks fed with the control's hint — whose outputs are added to the main
-stream after those blocks, each scaled by a per-sample weight tensor of shape [B]. A branch whose
-weights are all zero is not computed; a sample with weight 0 gets exactly +0.0 from it.
+stream after those blocks, each scaled by a per-sample weight tensor of shape [B]. The clean
+latent is predicted as a control prior (the weighted blend of the controls' hint latents) plus
+what the network adds. A branch whose weights are all zero is not computed; a sample with weight
+0 gets exactly +0.0 from it.
 
-Weights are initialized deterministically from a fixed seed (no download, about 1.5 M
+Weights are initialized deterministically from a fixed seed (no download, about 1.6 M
 parameters); every operation is per sample, so a sample's result does not depend on its batch.
 """
 
@@ -192,18 +194,22 @@ class ReferenceDenoiser(nn.Module):
         return TextContext(tokens, mask, pooled)
 
     def patchify(self, latents: torch.Tensor) -> torch.Tensor:
-        """[B, C, F, h, w] -> [B, F*(h/p)*(w/p), C*p*p] space-time patch tokens."""
+        """[B, C, F, h, w] -> [B, F*ceil(h/p)*ceil(w/p), C*p*p] tokens (edges padded by replication)."""
         b, c, f, h, w = latents.shape
         p = self.config.patch
+        if h % p or w % p:
+            latents = F.pad(latents, (0, -w % p, 0, -h % p, 0, 0), mode="replicate")
+            h, w = latents.shape[-2:]
         x = latents.reshape(b, c, f, h // p, p, w // p, p)
         return x.permute(0, 2, 3, 5, 1, 4, 6).reshape(b, f * (h // p) * (w // p), c * p * p)
 
     def unpatchify(self, tokens: torch.Tensor, shape: torch.Size) -> torch.Tensor:
-        """The inverse of patchify."""
+        """The inverse of patchify (padding cropped off)."""
         b, c, f, h, w = shape
         p = self.config.patch
-        x = tokens.reshape(b, f, h // p, w // p, c, p, p)
-        return x.permute(0, 4, 1, 2, 5, 3, 6).reshape(b, c, f, h, w)
+        hp, wp = -(-h // p), -(-w // p)
+        x = tokens.reshape(b, f, hp, wp, c, p, p)
+        return x.permute(0, 4, 1, 2, 5, 3, 6).reshape(b, c, f, hp * p, wp * p)[..., :h, :w]
 
     def embed_hints(self, hints: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Control hint latents [B, C, F, h, w] -> hint token embeddings, once per invocation."""
@@ -213,6 +219,26 @@ class ReferenceDenoiser(nn.Module):
             assert isinstance(branch, ControlBranch)
             embedded[name] = branch.hint_embed(self.patchify(hint))
         return embedded
+
+    @staticmethod
+    def prior(
+        hint_latents: Mapping[str, torch.Tensor], weights: Mapping[str, torch.Tensor]
+    ) -> torch.Tensor | None:
+        """The control prior: sum of w_c * hint_c over controls, over max(1, sum of w_c), per sample.
+
+        The denoiser predicts the clean latent as this prior plus what the network adds, so the
+        output follows its controls as strongly as their weights say; a zero weight adds +0.0.
+        """
+        total: torch.Tensor | None = None
+        weight_sum: torch.Tensor | None = None
+        for name in ordered_controls(hint_latents):
+            w = weights[name].to(hint_latents[name].dtype).view(-1, 1, 1, 1, 1)
+            term = w * hint_latents[name]
+            total = term if total is None else total + term
+            weight_sum = w if weight_sum is None else weight_sum + w
+        if total is None or weight_sum is None:
+            return None
+        return total / weight_sum.clamp(min=1.0)
 
     def forward(
         self,
@@ -256,7 +282,7 @@ def _sinusoid(value: float, width: int, device: torch.device, dtype: torch.dtype
 
 @lru_cache(maxsize=32)
 def _positions_cpu(shape: tuple[int, int, int], width: int, patch: int) -> torch.Tensor:
-    f, h, w = shape[0], shape[1] // patch, shape[2] // patch
+    f, h, w = shape[0], -(-shape[1] // patch), -(-shape[2] // patch)
     third = (width // 6) * 2
     grids = torch.meshgrid(
         torch.arange(f, dtype=torch.float64),
@@ -294,6 +320,7 @@ def build_reference_model(config: ReferenceModelConfig | None = None) -> Referen
                 parameter.normal_(0.0, 1.0, generator=generator)
             else:
                 gain = 0.5 if ("modulation" in name or "outputs" in name) else 1.0
+                gain = 0.2 if name.startswith("final.") else gain  # a small residual on the prior
                 parameter.normal_(0.0, gain / math.sqrt(parameter.shape[1]), generator=generator)
     return model.eval()
 
