@@ -13,6 +13,7 @@ from batchlog.adapters.demo.scenes import sample_scenes, write_scene
 from batchlog.adapters.queue_service import QueueService
 from batchlog.domain.controls import control_signature
 from batchlog.domain.ids import queue_aggregate_id
+from batchlog.domain.jobs import Run
 from batchlog.domain.queue import Queue
 
 
@@ -80,3 +81,32 @@ def test_a_chosen_strict_plan_is_reanalyzed_because_the_mixed_one_made_it_stale(
     assert record.executed["mode"] == "strict"
     assert record.executed["analysis_id"] != record.strict["analysis_id"]
     assert "Analysis is stale" in out.getvalue()
+
+
+def _same_work(a: Run, b: Run) -> bool:
+    def work(run: Run) -> tuple[object, ...]:
+        return (run.prompt_id, dict(run.weights), run.seed, run.parameters)
+
+    return work(a) == work(b)
+
+
+def test_measurement_queues_hold_exactly_the_plans_runs(sqlite_url: str, tmp_path: Path) -> None:
+    from batchlog.adapters.demo.drain import batch_jobs, one_run_jobs
+
+    out = Console(file=io.StringIO())
+    with QueueService(sqlite_url, queue_name="demo-test", actor="tester") as service:
+        record = run_scenario(service, _scenes(tmp_path, FULL), FULL, out)
+    batches = [record.batch_runs[j] for j in record.reorganized["batch_job_ids"]]
+    runs = [run for batch in batches for run in batch]
+    with QueueService(sqlite_url, queue_name="demo-test-solo", actor="tester") as solo:
+        ids = solo.add_jobs(one_run_jobs(runs))
+        items = solo.load_queue().items
+        assert [len(items[i].runs) for i in ids] == [1] * len(runs)
+        assert all(_same_work(items[i].runs[0], run) for i, run in zip(ids, runs, strict=True))
+    with QueueService(sqlite_url, queue_name="demo-test-repeat", actor="tester") as repeat:
+        ids = repeat.add_jobs(batch_jobs(batches))
+        items = repeat.load_queue().items
+        for job_id, batch in zip(ids, batches, strict=True):
+            assert items[job_id].job_type == "batch_inference"
+            assert len(items[job_id].runs) == len(batch)
+            assert all(_same_work(a, b) for a, b in zip(items[job_id].runs, batch, strict=True))

@@ -12,8 +12,9 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from batchlog.adapters.demo import measure, records
-from batchlog.adapters.demo.measure import Comparison, RunProgress
+from batchlog.adapters.demo import drain, measure, records
+from batchlog.adapters.demo.drain import RunProgress
+from batchlog.adapters.demo.measure import Comparison
 from batchlog.adapters.demo.report import ReportData, write_report
 from batchlog.adapters.demo.scenario import DemoSize, ScenarioRecord, run_scenario
 from batchlog.adapters.demo.scenes import SceneFiles, sample_scenes, write_scene
@@ -21,11 +22,7 @@ from batchlog.adapters.migrations import migrate
 from batchlog.adapters.queue_service import QueueService
 from batchlog.adapters.settings import Settings
 from batchlog.domain.cost_model import DEFAULT_COEFFICIENTS
-from batchlog.domain.errors import BatchlogError
-
-
-class DemoRunError(BatchlogError):
-    """The demo's queue did not run to completion."""
+from batchlog.domain.jobs import Run
 
 
 @dataclass(frozen=True)
@@ -79,28 +76,30 @@ def run_demo(
         coefficients=lambda: coefficients,
     ) as service:
         record = run_scenario(service, scenes, size, console)
-        names = {
-            job_id: f"batch {i}" for i, job_id in enumerate(record.reorganized["batch_job_ids"], 1)
-        }
+        batch_ids = list(record.reorganized["batch_job_ids"])
+        batches = [record.batch_runs[job_id] for job_id in batch_ids]
+        runs = [run for batch in batches for run in batch]
+        names = {job_id: f"batch {i}" for i, job_id in enumerate(batch_ids, 1)}
         console.print(f"\n[bold]Running the reorganized queue[/bold] ({record.total_runs} runs):")
-        first_run = record.batch_runs[record.reorganized["batch_job_ids"][0]][0]
-        backend = measure.warmed_backend(service, device, run_folder / "outputs", first_run)
+        backend = drain.warmed_backend(service, device, run_folder / "outputs", runs[0])
         with RunProgress(console, record.total_runs, names) as progress:
-            summary, timings["runner"] = measure.run_batched(
+            summary, timings["runner"] = drain.run_batched(
                 database_url, queue_name, run_folder / "outputs", backend, progress
             )
-        executed = records.executions(
-            service, [j["id"] for j in record.status_after["queued_jobs"]]
+        item_ids = [job["id"] for job in record.status_after["queued_jobs"]]
+        executed = records.executions(service, item_ids)
+        first = drain.finished_seconds(service, item_ids)
+        began = time.perf_counter()
+        batched_rounds, solo_rounds = _rounds(
+            service, size.rounds, batches, batch_ids, first, run_folder, device, console
         )
-        _require_finished(record, executed)
-        measured = {job_id: executed[job_id].seconds or 0.0 for job_id in names}
-        solo, timings["baseline"] = _baseline(service, record, run_folder, device, console)
+        timings["measurement"] = time.perf_counter() - began
         comparison = measure.compare(
             record.executed["batches"],
             record.reorganized["batch_job_ids"],
             record.batch_runs,
-            measured,
-            solo,
+            batched_rounds,
+            solo_rounds,
             coefficients,
         )
         print_comparison(console, comparison)
@@ -113,39 +112,36 @@ def run_demo(
     return DemoResult(report, comparison, timings, queue_name, database_url)
 
 
-def _require_finished(record: ScenarioRecord, executed: dict[str, records.ExecutionRecord]) -> None:
-    for job in record.status_after["queued_jobs"]:
-        found = executed.get(job["id"])
-        if found is None or found.state != "finished":
-            state = "never claimed" if found is None else found.state
-            raise DemoRunError(f"Queue item {job['id']} ({job['type']}) did not finish: {state}.")
-
-
-def _baseline(
+def _rounds(
     service: QueueService,
-    record: ScenarioRecord,
+    rounds: int,
+    batches: list[tuple[Run, ...]],
+    batch_ids: list[str],
+    first: dict[str, float],
     run_folder: Path,
     device: str,
     console: Console,
-) -> tuple[dict[str, float], float]:
-    runs = [
-        run for job_id in record.reorganized["batch_job_ids"] for run in record.batch_runs[job_id]
-    ]
-    console.print(f"\n[bold]Baseline[/bold]: the same {len(runs)} runs, one run per invocation:")
-    started = time.perf_counter()
-    backend = measure.warmed_backend(service, device, run_folder / "baseline", runs[0])
-    try:
-        with RunProgress(console, len(runs), {}) as progress:
-            seconds = measure.run_baseline(
-                service,
-                runs,
-                backend,
-                run_folder / "baseline",
-                lambda done: progress.update({"runs_done": done, "event": "one run at a time"}),
-            )
-    finally:
-        backend.close()
-    return seconds, time.perf_counter() - started
+) -> tuple[list[dict[str, float]], list[dict[str, float]]]:
+    """Interleaved rounds of (batched, one at a time); round 1's batched is the plan's own run."""
+    runs = [run for batch in batches for run in batch]
+    batched_rounds = [{job_id: first[job_id] for job_id in batch_ids}]
+    solo_rounds = []
+    for number in range(1, rounds + 1):
+        of = f"round {number}/{rounds}"
+        if number > 1:
+            queue = f"{service.queue_name}-repeat-{number}"
+            console.print(f"\n[bold]Batched, {of}[/bold]: the same batches again ({queue}):")
+            folder = run_folder / "repeat" / str(number)
+            jobs = drain.batch_jobs(batches)
+            seconds = drain.drain_jobs(service, queue, jobs, folder, device, console, runs[0])
+            batched_rounds.append(dict(zip(batch_ids, seconds, strict=True)))
+        queue = f"{service.queue_name}-baseline-{number}"
+        console.print(f"\n[bold]One run per invocation, {of}[/bold] ({queue}):")
+        folder = run_folder / "baseline" / str(number)
+        jobs = drain.one_run_jobs(runs)
+        seconds = drain.drain_jobs(service, queue, jobs, folder, device, console, runs[0])
+        solo_rounds.append(dict(zip((run.run_id for run in runs), seconds, strict=True)))
+    return batched_rounds, solo_rounds
 
 
 def _short(controls: list[str]) -> str:
@@ -164,7 +160,8 @@ def print_comparison(console: Console, comparison: Comparison) -> None:
         "meas solo",
         "est x",
         "meas x",
-        title="Smart Batching: estimated vs measured seconds and speedup",
+        title="Smart Batching: estimated vs measured seconds and speedup"
+        + (f" (measured: median of {comparison.rounds} rounds)" if comparison.rounds > 1 else ""),
         box=box.SIMPLE_HEAD,
         padding=(0, 1),
     )

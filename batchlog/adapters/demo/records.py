@@ -11,9 +11,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from batchlog.adapters.queue_service import QueueService
+from batchlog.domain.errors import BatchlogError
 from batchlog.domain.execution import Execution, execution_aggregate_id
 from batchlog.domain.ids import queue_aggregate_id
 from batchlog.domain.queue import Queue
+
+
+class DemoRunError(BatchlogError):
+    """The demo's queue did not run to completion."""
 
 
 @dataclass

@@ -179,7 +179,22 @@ def comparison_table(comparison: Comparison) -> str:
         "est. speedup",
         "measured speedup",
     ]
-    return _table(header, rows)
+    table = _table(header, rows)
+    if comparison.rounds > 1:
+        raw = [
+            (
+                str(b.index),
+                ", ".join(f"{x:.2f}" for x in b.measured_rounds),
+                ", ".join(f"{x:.2f}" for x in b.measured_unbatched_rounds),
+            )
+            for b in comparison.batches
+        ]
+        table += (
+            f"<p>Measured figures are medians of {comparison.rounds} interleaved rounds "
+            "(batched, one at a time, batched, ...). Every round:</p>"
+            + _table(["batch", "batched s per round", "one at a time s per round"], raw)
+        )
+    return table
 
 
 def chart_svg(comparison: Comparison, width: int = 760, height: int = 320) -> str:

@@ -35,13 +35,32 @@ class DemoSize:
     steps: tuple[int, int]
     jobs: int
     batch_size: int
+    rounds: int
 
 
 FULL = DemoSize(
-    "full", scenes=8, width=64, height=64, frames=8, fps=8, steps=(4, 6), jobs=13, batch_size=8
+    "full",
+    scenes=8,
+    width=64,
+    height=64,
+    frames=8,
+    fps=8,
+    steps=(4, 8),
+    jobs=13,
+    batch_size=8,
+    rounds=3,
 )
 QUICK = DemoSize(
-    "quick", scenes=4, width=32, height=32, frames=4, fps=4, steps=(2, 3), jobs=7, batch_size=4
+    "quick",
+    scenes=4,
+    width=32,
+    height=32,
+    frames=4,
+    fps=4,
+    steps=(2, 3),
+    jobs=7,
+    batch_size=4,
+    rounds=1,
 )
 
 
