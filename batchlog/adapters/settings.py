@@ -19,6 +19,8 @@ class Settings:
     queue_name: str
     actor: str
     ui_auth: str | None = None
+    cosmos_command: str | None = None
+    cosmos_checkpoint_dir: str | None = None
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -32,6 +34,8 @@ class Settings:
             queue_name=env.get("BATCHLOG_QUEUE") or "default",
             actor=env.get("BATCHLOG_ACTOR") or _default_actor(),
             ui_auth=env.get("BATCHLOG_UI_AUTH") or None,
+            cosmos_command=env.get("BATCHLOG_COSMOS_COMMAND") or None,
+            cosmos_checkpoint_dir=env.get("BATCHLOG_COSMOS_CHECKPOINT_DIR") or None,
         )
 
     def with_database_url(self, url: str | None) -> Settings:

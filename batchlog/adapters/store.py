@@ -18,6 +18,9 @@ from eventsourcing.application import Application
 from eventsourcing.persistence import IntegrityError
 from eventsourcing.utils import Environment
 
+# Every aggregate module is imported here, so that any stored event's explicit topic resolves
+# in any process that opens the store (topics are registered when their classes are defined).
+from batchlog.domain import execution, prompt, runner_session  # noqa: F401
 from batchlog.domain.errors import BatchlogError, ValidationError
 from batchlog.domain.queue import Queue
 
