@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 
+from batchlog.adapters.bootstrap import check_device
 from batchlog.adapters.cli.app import EXIT_USER_ERROR, app, console, error_console, user_errors
 from batchlog.adapters.settings import Settings
 
@@ -39,6 +40,7 @@ def demo_command(
 
     started = time.perf_counter()
     with user_errors():
+        check_device(device)
         settings = Settings.from_environment()
         if data_dir is not None:
             root = data_dir.expanduser().resolve()
