@@ -18,8 +18,9 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
 from batchlog.adapters.settings import Settings
-from batchlog.adapters.status import analysis_view, item_view, reorganize_message
+from batchlog.adapters.status import analysis_view, reorganize_message
 from batchlog.adapters.store import EventStore, open_store, translate_store_errors
+from batchlog.adapters.views.reads import ViewReader
 from batchlog.domain.batching import Mode, plan_smart_batches
 from batchlog.domain.config import (
     PromptFacts,
@@ -72,11 +73,14 @@ class QueueService:
         self._lock = threading.RLock()
         self._coefficients = coefficients or (lambda: DEFAULT_COEFFICIENTS)
         self.last_sequence = 0
+        self._views: ViewReader | None = None
 
     # ---- lifecycle -----------------------------------------------------------------------
 
     def close(self) -> None:
         """Close the store's connections."""
+        if self._views is not None:
+            self._views.close()
         self.store.close()
 
     def __enter__(self) -> QueueService:
@@ -272,18 +276,37 @@ class QueueService:
     # ---- reading -------------------------------------------------------------------------
 
     def get_queue_status(self) -> dict[str, Any]:
-        """The queue now: paused, batch size, queued jobs in order, running items, sequence."""
-        queue = self.load_queue()
-        queued = queue.queued_in_order()
-        return {
-            "queue": self.queue_name,
-            "paused": queue.paused,
-            "batch_size": queue.batch_size,
-            "total_queued": len(queued),
-            "queued_jobs": [item_view(item, index) for index, item in enumerate(queued, start=1)],
-            "running": [item_view(item, None) for item in queue.claimed()],
-            "sequence": queue.version,
-        }
+        """The queue now, from the queue view once it holds this service's own last write."""
+        with translate_store_errors():
+            return self.views().queue_status(self.queue_name, self.last_sequence)
+
+    def queue_at(self, sequence: int) -> dict[str, Any]:
+        """The queue exactly as it was right after `sequence` (same shape as get_queue_status)."""
+        with translate_store_errors():
+            return self.views().queue_at(self.queue_name, sequence)
+
+    def history(
+        self, job_id: str | None = None, since: int | None = None, limit: int = 1000
+    ) -> list[dict[str, Any]]:
+        """Audit rows in log order: every event after global position `since`, or one job's."""
+        with translate_store_errors():
+            return self.views().history(job_id, since, limit)
+
+    def lineage(self, job_id: str) -> dict[str, Any]:
+        """A job's lineage: added, analyzed, merged into, claimed, each run's outcome."""
+        with translate_store_errors():
+            return self.views().lineage(job_id)
+
+    def batch_stats(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """Measured timings of finished executions (the cost model's calibration data)."""
+        with translate_store_errors():
+            return self.views().batch_stats(limit)
+
+    def views(self) -> ViewReader:
+        """The read views of this database, caught up in this process on each read."""
+        if self._views is None:
+            self._views = ViewReader(self.settings.database_url, store=self.store)
+        return self._views
 
     def load_queue(self) -> Queue:
         """The queue aggregate at the head of its stream (created on first use)."""

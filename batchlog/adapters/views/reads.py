@@ -1,0 +1,224 @@
+"""Reads from the views: queue status (read-your-writes), history, lineage, stats, time travel."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from batchlog.adapters.store import EventStore
+from batchlog.adapters.views.decode import DecodeFailure
+from batchlog.adapters.views.host import ProjectionHost
+from batchlog.domain.errors import UnknownJobError, ValidationError, ViewLagError
+from batchlog.domain.ids import queue_aggregate_id
+from batchlog.projections.base import ProjectionError
+from batchlog.projections.lineage import build_lineage, descendants
+from batchlog.projections.queue_status import queue_status, status_from_projection
+from batchlog.projections.queue_view import ITEMS, QueueProjection
+from batchlog.projections.stats_view import batch_stat
+
+VIEW_WAIT_SECONDS = 2.0
+LINEAGE_DEPTH = 32
+
+
+class ProjectionStoppedError(ViewLagError):
+    """A view stopped at an event it could not apply; see `batchlog projections status`."""
+
+
+class ViewReader:
+    """Catches the views up (in this process) and reads them."""
+
+    def __init__(
+        self,
+        database_url: str,
+        *,
+        store: EventStore | None = None,
+        wait_seconds: float = VIEW_WAIT_SECONDS,
+    ) -> None:
+        self.host = ProjectionHost(database_url, store=store)
+        self.views = self.host.views
+        self.wait_seconds = wait_seconds
+
+    def close(self) -> None:
+        """Close the host and its connections."""
+        self.host.close()
+
+    def _caught_up(self, name: str) -> None:
+        self.host.catch_up([name])
+        stopped = self.host.stopped_at(name)
+        if stopped is not None:
+            raise ProjectionStoppedError(
+                f"The {name} view stopped at event {stopped['position']} ({stopped['topic']}): "
+                f"{stopped['message']}. See `batchlog projections status`, then "
+                f"`batchlog projections retry {name}` or `skip`."
+            )
+
+    # ---- the queue -------------------------------------------------------------------------
+
+    def queue_status(self, queue_name: str, min_sequence: int = 0) -> dict[str, Any]:
+        """The queue from its view, once the view holds at least min_sequence (bounded wait)."""
+        deadline = time.monotonic() + self.wait_seconds
+        while True:
+            self._caught_up("queue")
+            status = self._read_queue(queue_name)
+            if status["sequence"] >= min_sequence:
+                return status
+            if time.monotonic() > deadline:
+                raise ViewLagError(
+                    f"The queue view is at sequence {status['sequence']} but your last write "
+                    f"was sequence {min_sequence}; it did not catch up within "
+                    f"{self.wait_seconds:.1f}s. Check `batchlog projections status`."
+                )
+            time.sleep(0.02)
+
+    def _read_queue(self, queue_name: str) -> dict[str, Any]:
+        with self.views.transaction(snapshot=True) as cursor:
+            queues = self.views.query(
+                "SELECT * FROM queue_view_queues WHERE queue_name = ?", (queue_name,), cursor
+            )
+            items = self.views.query(
+                "SELECT * FROM queue_view_items WHERE queue_name = ? AND active = 1",
+                (queue_name,),
+                cursor,
+            )
+            recent = self.views.query(
+                "SELECT * FROM queue_view_items WHERE queue_name = ? "
+                "AND ended_position IS NOT NULL ORDER BY ended_position DESC, job_id LIMIT 50",
+                (queue_name,),
+                cursor,
+            )
+        parse = ViewReader._item
+        return queue_status(
+            queue_name, queues[0] if queues else None, map(parse, items), map(parse, recent)
+        )
+
+    @staticmethod
+    def _item(row: dict[str, Any]) -> dict[str, Any]:
+        for column in ITEMS.json_columns:
+            row[column] = json.loads(row[column])
+        return row
+
+    def queue_at(self, queue_name: str, sequence: int) -> dict[str, Any]:
+        """The queue exactly as it was right after `sequence` was written."""
+        if isinstance(sequence, bool) or not isinstance(sequence, int) or sequence < 1:
+            raise ValidationError(
+                "sequence", f"must be a queue sequence number >= 1, got {sequence!r}"
+            )
+        projection = QueueProjection(only_queue=queue_name)
+        projection.record_changes = False
+        position = 0
+        checkpoint = self.views.query(
+            "SELECT position, state FROM queue_view_checkpoints WHERE queue_name = ? "
+            "AND sequence <= ? ORDER BY sequence DESC LIMIT 1",
+            (queue_name, sequence),
+        )
+        if checkpoint:
+            projection.restore(json.loads(checkpoint[0]["state"]))
+            position = int(checkpoint[0]["position"])
+        reached = projection.queue_named(queue_name)
+        if reached is not None and int(reached["sequence"]) == sequence:
+            return status_from_projection(projection, queue_name)
+        queue_id = str(queue_aggregate_id(queue_name))
+        skipped = {int(s["position"]) for s in self.views.skips("queue")}
+        recorder, decoder = self.host.store.recorder, self.host.decoder
+        while True:
+            page = recorder.select_notifications(
+                start=position, limit=2000, inclusive_of_start=False
+            )
+            for notification in page:
+                record = decoder.decode(notification)
+                if record.position in skipped:
+                    continue
+                if isinstance(record, DecodeFailure):
+                    raise ProjectionError(
+                        f"cannot decode event {record.position} ({record.topic}): {record.error}"
+                    )
+                ours = record.stream == "queue" and record.originator_id == queue_id
+                if record.stream == "queue" and not ours:
+                    continue
+                if ours and record.sequence > sequence:
+                    return status_from_projection(projection, queue_name)
+                projection.apply(record)
+                if ours and record.sequence == sequence:
+                    return status_from_projection(projection, queue_name)
+            if len(page) < 2000:
+                break
+            position = page[-1].id
+        head = projection.queue_named(queue_name)
+        raise ValidationError(
+            "sequence",
+            f"queue {queue_name!r} has no sequence {sequence}; its head is "
+            f"{head['sequence'] if head else 0}",
+        )
+
+    # ---- history, lineage, stats -----------------------------------------------------------
+
+    def history(
+        self, job_id: str | None = None, since: int | None = None, limit: int = 1000
+    ) -> list[dict[str, Any]]:
+        """Events in log order (after global position `since`), optionally of one job."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValidationError("limit", f"must be a positive integer, got {limit!r}")
+        self._caught_up("history")
+        after = int(since or 0)
+        if job_id is None:
+            rows = self.views.query(
+                "SELECT * FROM history_events WHERE position > ? ORDER BY position LIMIT ?",
+                (after, limit),
+            )
+        else:
+            rows = self.views.query(
+                "SELECT h.* FROM history_event_jobs j JOIN history_events h "
+                "ON h.position = j.position WHERE j.job_id = ? AND j.position > ? "
+                "ORDER BY j.position LIMIT ?",
+                (job_id, after, limit),
+            )
+        return [_history_row(row) for row in rows]
+
+    def lineage(self, job_id: str) -> dict[str, Any]:
+        """Where a job came from and went: merges, claims, each run's outcome and checksum."""
+        rows = {row["position"]: row for row in self.history(job_id=job_id, limit=1_000_000)}
+        if not rows:
+            raise UnknownJobError(f"No job {job_id!r} in the history.")
+        seen, todo = {job_id}, descendants(job_id, rows.values())
+        for _ in range(LINEAGE_DEPTH):
+            if not todo:
+                break
+            following: list[str] = []
+            for related in todo:
+                if related in seen:
+                    continue
+                seen.add(related)
+                related_rows = self.history(job_id=related, limit=1_000_000)
+                rows.update((row["position"], row) for row in related_rows)
+                following += descendants(related, related_rows)
+            todo = following
+        return build_lineage(job_id, list(rows.values()))
+
+    def batch_stats(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """One row per finished execution, oldest first (the last `limit` when given)."""
+        self._caught_up("stats")
+        statement = (
+            "SELECT * FROM stats_batches WHERE state = 'finished' ORDER BY finished_position"
+        )
+        if limit is None:
+            rows = self.views.query(statement)
+        else:
+            rows = self.views.query(statement + " DESC LIMIT ?", (int(limit),))[::-1]
+        return [batch_stat(row) for row in rows]
+
+
+def _history_row(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "position": int(row["position"]),
+        "sequence": int(row["sequence"]),
+        "stream": row["stream"],
+        "originator_id": row["originator_id"],
+        "timestamp": row["recorded_at"],
+        "topic": row["topic"],
+        "event_type": row["event_type"],
+        "actor": row["actor"],
+        "job_ids": json.loads(row["job_ids"]),
+        "summary": row["summary"],
+        "payload": json.loads(row["payload"]),
+    }

@@ -1,0 +1,352 @@
+"""View stores: read-model tables on SQLite or PostgreSQL, written together with tracking.
+
+`commit` writes a projection's row changes and moves its tracking row from the position it was
+loaded at to the new one, in one transaction. The tracking update is a compare-and-set, so an
+event that was already applied (by this host or another) is refused, never applied twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+
+from batchlog.adapters.store import parse_database_url
+from batchlog.projections.base import Changes, ProjectionError, Row, Table, dumps
+
+SCRATCH_PREFIX = "scratch_"
+
+# What each projection keeps in memory, and the query that loads it back after a restart.
+_STATE_QUERIES: dict[str, dict[str, tuple[str, str]]] = {
+    "queue": {
+        "queues": ("queue_view_queues", "SELECT * FROM queue_view_queues"),
+        "items": ("queue_view_items", "SELECT * FROM queue_view_items WHERE active = 1"),
+        "executions": (
+            "queue_view_executions",
+            "SELECT * FROM queue_view_executions WHERE state = 'running'",
+        ),
+        "recent": (
+            "queue_view_items",
+            "SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY queue_name "
+            "ORDER BY ended_position DESC, job_id) AS recent_rank FROM queue_view_items "
+            "WHERE ended_position IS NOT NULL) ranked WHERE recent_rank <= 50",
+        ),
+    },
+    "history": {
+        "executions": (
+            "history_executions",
+            "SELECT * FROM history_executions",
+        ),
+    },
+    "stats": {
+        "running": ("stats_batches", "SELECT * FROM stats_batches WHERE state = 'running'"),
+        "batch_jobs": ("stats_batch_jobs", "SELECT * FROM stats_batch_jobs"),
+    },
+}
+
+
+class TrackingConflictError(ProjectionError):
+    """The view is no longer at the position these changes were folded from (already applied)."""
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+class ViewStore:
+    """One connection to the read-model tables of a database (thread-safe, one call at a time)."""
+
+    def __init__(self, url: str) -> None:
+        self.target = parse_database_url(url)
+        self.dialect = self.target.dialect
+        self._lock = threading.RLock()
+        self._sqlite: sqlite3.Connection | None = None
+        self._pg: psycopg.Connection[Any] | None = None
+        if self.dialect == "sqlite":
+            assert self.target.sqlite_path is not None
+            self._sqlite = sqlite3.connect(
+                self.target.sqlite_path, timeout=30, isolation_level=None, check_same_thread=False
+            )
+            self._sqlite.execute("PRAGMA busy_timeout = 30000")
+        else:
+            self._pg = psycopg.connect(self.target.conninfo(), autocommit=True)
+
+    def __enter__(self) -> ViewStore:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            if self._sqlite is not None:
+                self._sqlite.close()
+            if self._pg is not None:
+                self._pg.close()
+
+    # ---- plumbing ----------------------------------------------------------------------------
+
+    def _pg_connection(self) -> psycopg.Connection[Any]:
+        """The PostgreSQL connection, reopened if the server dropped it."""
+        if self._pg is None or self._pg.closed or self._pg.broken:
+            self._pg = psycopg.connect(self.target.conninfo(), autocommit=True)
+        return self._pg
+
+    def _sql(self, statement: str) -> str:
+        return statement if self.dialect == "sqlite" else statement.replace("?", "%s")
+
+    @contextlib.contextmanager
+    def transaction(self, *, snapshot: bool = False) -> Iterator[Any]:
+        """A write transaction (or, with snapshot, a consistent read); yields a cursor."""
+        with self._lock:
+            if self._sqlite is not None:
+                cursor = self._sqlite.cursor()
+                cursor.execute("BEGIN" if snapshot else "BEGIN IMMEDIATE")
+                try:
+                    yield cursor
+                except BaseException:
+                    cursor.execute("ROLLBACK")
+                    raise
+                cursor.execute("COMMIT")
+            else:
+                connection = self._pg_connection()
+                with connection.transaction(), connection.cursor() as pg_cursor:
+                    if snapshot:
+                        pg_cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                    yield pg_cursor
+
+    def query(
+        self, statement: str, params: Sequence[Any] = (), cursor: Any | None = None
+    ) -> list[Row]:
+        """Rows of a SELECT as dicts."""
+        with self._lock:
+            if cursor is None:
+                if self._sqlite is not None:
+                    cursor = self._sqlite.cursor()
+                else:
+                    cursor = self._pg_connection().cursor()
+            cursor.execute(self._sql(statement), tuple(params))
+            names = [column[0] for column in cursor.description or ()]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    def execute(self, statement: str, params: Sequence[Any] = (), cursor: Any | None = None) -> int:
+        """Run one statement; returns the number of rows it changed."""
+        with self._lock:
+            if cursor is None:
+                with self.transaction() as own:
+                    own.execute(self._sql(statement), tuple(params))
+                    return int(own.rowcount)
+            cursor.execute(self._sql(statement), tuple(params))
+            return int(cursor.rowcount)
+
+    # ---- tracking ----------------------------------------------------------------------------
+
+    def tracking(self) -> dict[str, Row]:
+        """Every projection's tracking row by name."""
+        rows = self.query("SELECT * FROM projection_tracking")
+        return {row["name"]: row for row in rows}
+
+    def commit(
+        self, name: str, tables: Sequence[Table], changes: Changes, expected: int, position: int
+    ) -> None:
+        """Write changes and move tracking expected → position in one transaction."""
+        with self.transaction() as cursor:
+            moved = self.execute(
+                "UPDATE projection_tracking SET position = ?, updated_at = ? "
+                "WHERE name = ? AND position = ?",
+                (position, _now(), name, expected),
+                cursor,
+            )
+            if moved != 1:
+                raise TrackingConflictError(
+                    f"projection {name!r} is no longer at position {expected}; "
+                    f"events up to {position} were already applied"
+                )
+            self.write(cursor, tables, changes)
+
+    def write(
+        self,
+        cursor: Any,
+        tables: Sequence[Table],
+        changes: Changes,
+        prefix: str = "",
+        *,
+        empty: bool = False,
+    ) -> None:
+        """Write upserts and inserts (into prefixed copies when asked; `empty`: bulk-insert)."""
+        for table in tables:
+            upserts = changes.upserts.get(table.name)
+            if upserts and empty:
+                self._insert(cursor, table, prefix + table.name, list(upserts.values()))
+            elif upserts:
+                self._upsert(cursor, table, prefix + table.name, list(upserts.values()))
+            inserts = changes.inserts.get(table.name)
+            if inserts:
+                self._insert(cursor, table, prefix + table.name, inserts)
+
+    @staticmethod
+    def _values(table: Table, row: Mapping[str, Any]) -> tuple[Any, ...]:
+        if not table.json_columns:
+            return tuple([row[column] for column in table.columns])
+        json_columns = table.json_columns
+        return tuple([dumps(row[c]) if c in json_columns else row[c] for c in table.columns])
+
+    def _upsert(self, cursor: Any, table: Table, name: str, rows: list[Row]) -> None:
+        columns = ", ".join(table.columns)
+        marks = ", ".join("?" for _ in table.columns)
+        updates = ", ".join(f"{c} = excluded.{c}" for c in table.columns if c not in table.key)
+        statement = (
+            f"INSERT INTO {name} ({columns}) VALUES ({marks}) "
+            f"ON CONFLICT ({', '.join(table.key)}) DO UPDATE SET {updates}"
+        )
+        cursor.executemany(self._sql(statement), [self._values(table, row) for row in rows])
+
+    def _insert(self, cursor: Any, table: Table, name: str, rows: list[Row]) -> None:
+        columns = ", ".join(table.columns)
+        if self.dialect == "postgres" and len(rows) > 20:
+            with cursor.copy(f"COPY {name} ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(self._values(table, row))
+            return
+        marks = ", ".join("?" for _ in table.columns)
+        cursor.executemany(
+            self._sql(f"INSERT INTO {name} ({columns}) VALUES ({marks})"),
+            [self._values(table, row) for row in rows],
+        )
+
+    def load_state(self, name: str, tables: Sequence[Table]) -> tuple[int, dict[str, list[Row]]]:
+        """A projection's position and the rows it keeps in memory, read consistently."""
+        specs = {table.name: table for table in tables}
+        with self.transaction(snapshot=True) as cursor:
+            rows = self.query(
+                "SELECT position FROM projection_tracking WHERE name = ?", (name,), cursor
+            )
+            if not rows:
+                self.execute(
+                    "INSERT INTO projection_tracking (name, position) VALUES (?, 0)",
+                    (name,),
+                    cursor,
+                )
+            position = int(rows[0]["position"]) if rows else 0
+            state = {
+                key: [self._parse(specs[table], row) for row in self.query(sql, (), cursor)]
+                for key, (table, sql) in _STATE_QUERIES.get(name, {}).items()
+            }
+        return position, state
+
+    @staticmethod
+    def _parse(table: Table, row: Row) -> Row:
+        parsed = {column: row[column] for column in table.columns}
+        for column in table.json_columns:
+            parsed[column] = json.loads(parsed[column]) if parsed[column] is not None else None
+        return parsed
+
+    # ---- errors and skips --------------------------------------------------------------------
+
+    def record_error(self, name: str, position: int, topic: str, message: str) -> None:
+        """Mark a projection stopped at the event it failed on (unless a host that could apply
+        it, e.g. a newer version, already moved past it)."""
+        self.execute(
+            "UPDATE projection_tracking SET error_position = ?, error_topic = ?, "
+            "error_message = ?, error_at = ? WHERE name = ? AND position < ?",
+            (position, topic, message, _now(), name, position),
+        )
+
+    def clear_error(self, name: str) -> bool:
+        """Let a stopped projection try its failed event again; False if it was not stopped."""
+        return (
+            self.execute(
+                "UPDATE projection_tracking SET error_position = NULL, error_topic = NULL, "
+                "error_message = NULL, error_at = NULL WHERE name = ? AND error_position IS NOT NULL",
+                (name,),
+            )
+            == 1
+        )
+
+    def skip(self, name: str, position: int, reason: str, actor: str) -> Row:
+        """Record that an operator skipped the event a projection stopped on, and move past it."""
+        with self.transaction() as cursor:
+            rows = self.query("SELECT * FROM projection_tracking WHERE name = ?", (name,), cursor)
+            if not rows or rows[0]["error_position"] != position:
+                stopped = rows[0]["error_position"] if rows else None
+                raise ProjectionError(
+                    f"projection {name!r} is not stopped at position {position} "
+                    f"(stopped at: {stopped}); only the event it stopped on can be skipped"
+                )
+            topic = rows[0]["error_topic"]
+            self.execute(
+                "INSERT INTO projection_skips (name, position, topic, reason, actor, skipped_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (name, position, topic, reason, actor, _now()),
+                cursor,
+            )
+            self.execute(
+                "UPDATE projection_tracking SET position = ?, error_position = NULL, "
+                "error_topic = NULL, error_message = NULL, error_at = NULL, updated_at = ? "
+                "WHERE name = ?",
+                (position, _now(), name),
+                cursor,
+            )
+        return {"name": name, "position": position, "topic": topic, "reason": reason}
+
+    def skips(self, name: str | None = None) -> list[Row]:
+        """Recorded skips, oldest first."""
+        if name is None:
+            return self.query("SELECT * FROM projection_skips ORDER BY name, position")
+        return self.query(
+            "SELECT * FROM projection_skips WHERE name = ? ORDER BY position", (name,)
+        )
+
+    # ---- scratch copies for verification -----------------------------------------------------
+
+    def create_scratch(self, tables: Sequence[Table]) -> None:
+        """Empty temporary copies of the given tables (visible to this connection only)."""
+        with self.transaction() as cursor:
+            for table in tables:
+                scratch = SCRATCH_PREFIX + table.name
+                cursor.execute(f"DROP TABLE IF EXISTS {scratch}")
+                if self.dialect == "postgres":
+                    cursor.execute(
+                        f"CREATE TEMP TABLE {scratch} (LIKE {table.name} INCLUDING DEFAULTS "
+                        "INCLUDING CONSTRAINTS INCLUDING INDEXES)"
+                    )
+                else:
+                    cursor.execute(
+                        f"SELECT sql FROM sqlite_master WHERE type = 'table' AND name = '{table.name}'"
+                    )
+                    ddl = str(cursor.fetchone()[0])
+                    cursor.execute(
+                        ddl.replace(f"CREATE TABLE {table.name}", f"CREATE TEMP TABLE {scratch}", 1)
+                    )
+
+    def differences(self, table: Table, cursor: Any, limit: int = 50) -> list[Row]:
+        """Rows that differ between a live table and its scratch rebuild, keyed by the table key."""
+        columns = ", ".join(table.columns)
+        live = f"SELECT {columns} FROM {table.name}"
+        rebuilt = f"SELECT {columns} FROM {SCRATCH_PREFIX}{table.name}"
+        only_live = self.query(f"{live} EXCEPT {rebuilt}", (), cursor)
+        only_rebuilt = self.query(f"{rebuilt} EXCEPT {live}", (), cursor)
+        by_key: dict[tuple[Any, ...], Row] = {}
+        for side, rows in (("live", only_live), ("rebuilt", only_rebuilt)):
+            for row in rows:
+                key = tuple(row[column] for column in table.key)
+                entry = by_key.setdefault(
+                    key, {"table": table.name, "key": dict(zip(table.key, key, strict=True))}
+                )
+                entry[side] = row
+        found = sorted(by_key.values(), key=lambda e: [str(v) for v in e["key"].values()])
+        for entry in found:
+            entry.setdefault("live", None)
+            entry.setdefault("rebuilt", None)
+            if entry["live"] and entry["rebuilt"]:
+                entry["columns"] = [
+                    c for c in table.columns if entry["live"][c] != entry["rebuilt"][c]
+                ]
+        return found[:limit]

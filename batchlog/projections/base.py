@@ -1,0 +1,178 @@
+"""What every projection shares: the event record it folds, its tables, and its pending changes.
+
+A projection is a pure fold: `apply(event)` mutates in-memory state and records the row changes
+that the view store later writes, together with the tracking position, in one transaction.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar, Literal
+
+from batchlog.domain.errors import BatchlogError
+
+Stream = Literal["queue", "execution", "prompt", "runner", "other"]
+Row = dict[str, Any]
+
+_STREAM_PREFIXES: tuple[tuple[str, Stream], ...] = (
+    ("batchlog.queue:", "queue"),
+    ("batchlog.execution:", "execution"),
+    ("batchlog.prompt:", "prompt"),
+    ("batchlog.runner:", "runner"),
+)
+
+
+@functools.lru_cache(maxsize=256)
+def stream_of(topic: str) -> Stream:
+    """Which aggregate stream a topic belongs to."""
+    for prefix, stream in _STREAM_PREFIXES:
+        if topic.startswith(prefix):
+            return stream
+    return "other"
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    """One stored event as projections see it: its place in the log and its decoded fields."""
+
+    position: int
+    originator_id: str
+    sequence: int
+    topic: str
+    timestamp: datetime
+    payload: Mapping[str, Any]
+
+    @property
+    def stream(self) -> Stream:
+        """The aggregate stream of this event."""
+        return stream_of(self.topic)
+
+    @property
+    def event_type(self) -> str:
+        """The event's short class name, e.g. 'JobAdded'."""
+        return _event_type(self.topic)
+
+
+@functools.lru_cache(maxsize=256)
+def _event_type(topic: str) -> str:
+    return topic.rsplit(":", 1)[-1].rsplit(".", 1)[-1]
+
+
+class ProjectionError(BatchlogError):
+    """A projection could not apply the log."""
+
+
+class UnknownEventError(ProjectionError):
+    """The projection does not know this event type; it stops rather than guess."""
+
+
+class InconsistentEventError(ProjectionError):
+    """The event refers to something the view does not hold (the view and the log disagree)."""
+
+
+@dataclass(frozen=True)
+class Table:
+    """A view table: its key, its columns (key included) and which columns hold JSON."""
+
+    name: str
+    key: tuple[str, ...]
+    columns: tuple[str, ...]
+    json_columns: frozenset[str] = frozenset()
+    append_only: bool = False
+
+
+@dataclass
+class Changes:
+    """Row changes a projection made since they were last taken."""
+
+    upserts: dict[str, dict[tuple[Any, ...], Row]] = field(default_factory=dict)
+    inserts: dict[str, list[Row]] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return any(self.upserts.values()) or any(self.inserts.values())
+
+    def row_count(self) -> int:
+        """How many rows will be written."""
+        return sum(map(len, self.upserts.values())) + sum(map(len, self.inserts.values()))
+
+
+class Projection(ABC):
+    """A named read model: folds events into state and records the row changes to persist."""
+
+    name: ClassVar[str]
+    tables: ClassVar[tuple[Table, ...]]
+
+    def __init__(self) -> None:
+        self._tables = {table.name: table for table in self.tables}
+        self._changes = Changes()
+        self.record_changes = True
+
+    @abstractmethod
+    def apply(self, event: EventRecord) -> None:
+        """Fold one event into the state (raises on an event it cannot apply)."""
+
+    @abstractmethod
+    def restore(self, rows: Mapping[str, list[Row]]) -> None:
+        """Rebuild the in-memory state from rows the view store loaded."""
+
+    def upsert(self, table: str, row: Row) -> None:
+        """Record that a row now has these values (the last upsert of a key wins)."""
+        if self.record_changes:
+            spec = self._tables[table]
+            key = tuple(row[column] for column in spec.key)
+            self._changes.upserts.setdefault(table, {})[key] = row
+
+    def insert(self, table: str, row: Row) -> None:
+        """Record a new row of an append-only table."""
+        if self.record_changes:
+            self._changes.inserts.setdefault(table, []).append(row)
+
+    def keep_upserts(self, changes: Changes) -> None:
+        """Put taken upserts back (newer ones recorded since win), to write them later at once."""
+        for table, rows in changes.upserts.items():
+            pending = self._changes.upserts.setdefault(table, {})
+            for key, row in rows.items():
+                pending.setdefault(key, row)
+
+    def take_changes(self) -> Changes:
+        """The changes since the last call, as copies (later folds do not alter them)."""
+        changes = self._changes
+        self._changes = Changes()
+        for table, rows in changes.upserts.items():
+            changes.upserts[table] = {key: dict(row) for key, row in rows.items()}
+        return changes
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, set | frozenset):
+        return sorted(value)
+    return str(value)
+
+
+_ENCODER = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_jsonable
+)
+
+
+def dumps(value: Any) -> str:
+    """Deterministic JSON (sorted keys, ISO datetimes), so a rebuild writes identical text."""
+    return _ENCODER.encode(value)
+
+
+def iso(value: Any) -> str | None:
+    """A datetime (or ISO string) as an ISO string; None stays None."""
+    if value is None:
+        return None
+    return value.isoformat() if isinstance(value, datetime) else str(value)
+
+
+def source_job_of(run_id: str) -> str:
+    """The job a run was added with (run ids are '<job id>:<index>')."""
+    return run_id.rpartition(":")[0] or run_id

@@ -1,0 +1,263 @@
+"""The views on real SQLite and PostgreSQL: exactly once, resumable, verifiable, stoppable."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+from eventsourcing.persistence import StoredEvent
+
+from batchlog import QueueService, ViewLagError
+from batchlog.adapters.settings import Settings
+from batchlog.adapters.store import EventStore, open_store
+from batchlog.adapters.views import ProjectionHost, ProjectionStoppedError, TrackingConflictError
+from batchlog.adapters.views.replay import verify
+from batchlog.projections import PROJECTION_NAMES, QueueProjection
+from batchlog.projections import queue_view as queue_view_module
+from batchlog.projections.base import Changes, EventRecord
+from tests.workload import World
+
+SCRIPT = [
+    ("add", 0), ("add", 1), ("add", 2), ("add", 3), ("pause", 0), ("batch_size", 2),
+    ("analyze_mixed", 0), ("execute", 0), ("add", 1), ("cancel", 4), ("resume", 0),
+    ("claim", 0), ("start", 0), ("run_ok", 0), ("run_failed", 0), ("finish", 0),
+    ("claim", 0), ("start", 0), ("fail_retry", 0), ("claim", 1), ("start", 0),
+    ("lease_expired", 0), ("claim", 0), ("start", 0), ("fail_dead", 0), ("claim", 0),
+]  # fmt: skip
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[EventStore]:
+    event_store = open_store(database_url)
+    yield event_store
+    event_store.close()
+
+
+@pytest.fixture
+def service(database_url: str, settings: Settings) -> Iterator[QueueService]:
+    queue_service = QueueService(database_url, settings=settings)
+    yield queue_service
+    queue_service.close()
+
+
+def _world(store: EventStore) -> World:
+    world = World(save=store.save)
+    world.run(SCRIPT)
+    return world
+
+
+def _count(host: ProjectionHost, table: str) -> int:
+    return int(host.views.query(f"SELECT COUNT(*) AS n FROM {table}")[0]["n"])
+
+
+def _inject(store: EventStore, topic: str) -> int:
+    """Append a raw event of a type this code does not know (as a newer version might write)."""
+    state = store.mapper.transcoder.encode({"timestamp": datetime.now(UTC), "what": "future"})
+    store.recorder.insert_events(
+        [StoredEvent(originator_id=uuid.uuid4(), originator_version=1, topic=topic, state=state)]
+    )
+    return int(store.recorder.max_notification_id() or 0)
+
+
+def test_rebuild_equals_live_and_a_tampered_row_is_reported(database_url, store):
+    world = _world(store)
+    assert world.executions, "the script should have run executions"
+    with ProjectionHost(database_url) as host:
+        host.catch_up()
+        report = verify(store, host.views, list(PROJECTION_NAMES))
+        assert report.ok, report.differences[:3]
+        assert report.rebuild.events == store.recorder.max_notification_id()
+        some_job = host.views.query("SELECT job_id FROM queue_view_items LIMIT 1")[0]["job_id"]
+        host.views.execute(
+            "UPDATE queue_view_items SET priority = priority + 1 WHERE job_id = ?", (some_job,)
+        )
+        (difference,) = verify(store, host.views, ["queue"]).differences
+    assert difference["table"] == "queue_view_items"
+    assert difference["key"] == {"job_id": some_job}
+    assert difference["columns"] == ["priority"]
+
+
+def test_a_restarted_host_resumes_from_its_tracking_position(database_url, store):
+    world = World(save=store.save)
+    world.run([("add", 0), ("add", 1)])
+    with ProjectionHost(database_url) as host:
+        first = host.catch_up()
+    world.run([("add", 2), ("pause", 0)])
+    with ProjectionHost(database_url) as host:
+        second = host.catch_up()
+        assert host.catch_up() == 0
+        assert _count(host, "history_events") == store.recorder.max_notification_id()
+    assert first == 3 * 3  # queue created + 2 jobs, for each of the three views
+    assert second == 2 * 3
+
+
+def test_reapplying_an_event_is_refused(database_url, store):
+    World(save=store.save).run([("add", 0)])
+    with ProjectionHost(database_url, ["history"]) as host:
+        host.catch_up()
+        head = int(store.recorder.max_notification_id() or 0)
+        with pytest.raises(TrackingConflictError):
+            host.views.commit("history", (), Changes(), head - 1, head)
+        assert int(host.views.tracking()["history"]["position"]) == head
+
+
+def test_two_hosts_on_one_view_never_apply_an_event_twice(database_url, store):
+    world = World(save=store.save)
+    with ProjectionHost(database_url) as one, ProjectionHost(database_url) as two:
+        for round_ in range(6):
+            world.run([("add", round_), ("add", round_ + 1)])
+            (one if round_ % 2 else two).catch_up()
+            one.catch_up()
+            two.catch_up()
+        events = int(store.recorder.max_notification_id() or 0)
+        assert _count(one, "history_events") == events
+        assert _count(one, "queue_view_items") == 12
+        assert verify(store, one.views, list(PROJECTION_NAMES)).ok
+
+
+def test_a_poison_event_stops_the_view_with_the_event_named_until_skipped(
+    database_url, store, service
+):
+    World(save=store.save).run([("add", 0)])
+    poison = _inject(store, "batchlog.queue:Queue.Frobnicated")
+    service.add_job([service.create_prompt("a cat")], job_type="upscale")
+    with ProjectionHost(database_url) as host:
+        host.catch_up()
+        status = {row["name"]: row for row in host.status()}
+        assert status["queue"]["state"] == "stopped"
+        assert status["queue"]["position"] == poison - 1
+        assert status["queue"]["error"]["position"] == poison
+        assert status["queue"]["error"]["topic"] == "batchlog.queue:Queue.Frobnicated"
+        assert "does not know event topic" in status["queue"]["error"]["message"]
+        assert status["history"]["error"] is None  # the audit trail records unknown events
+        with pytest.raises(ProjectionStoppedError, match=f"stopped at event {poison}"):
+            service.get_queue_status()
+        assert host.catch_up(["queue"]) == 0  # stopped: it neither loops nor skips by itself
+
+        host.views.skip("queue", poison, "event from a newer version", "operator")
+        host.catch_up()
+        status = {row["name"]: row for row in host.status()}
+        assert status["queue"]["state"] == "current"
+        assert status["queue"]["skips"][0]["position"] == poison
+        assert status["queue"]["skips"][0]["reason"] == "event from a newer version"
+        assert verify(store, host.views, list(PROJECTION_NAMES)).ok
+    assert service.get_queue_status()["total_queued"] == 2
+
+
+class _FailsOnce(QueueProjection):
+    failures = 0
+
+    def apply(self, event: EventRecord) -> None:
+        if event.event_type == "Paused" and _FailsOnce.failures == 0:
+            _FailsOnce.failures += 1
+            raise RuntimeError("transient")
+        super().apply(event)
+
+
+def test_retry_applies_the_failed_event_again(database_url, store):
+    _FailsOnce.failures = 0
+    World(save=store.save).run([("add", 0), ("pause", 0), ("add", 1)])
+    factories = {"queue": _FailsOnce}
+    with ProjectionHost(database_url, ["queue"], factories=factories) as host:
+        host.catch_up()
+        (row,) = host.status()
+        assert row["error"]["topic"] == "batchlog.queue:Queue.Paused"
+        assert "RuntimeError: transient" in row["error"]["message"]
+        assert host.views.clear_error("queue")
+        host.catch_up()
+        (row,) = host.status()
+        assert row["error"] is None and row["lag"] == 0
+    with QueueService(database_url) as service:
+        status = service.get_queue_status()
+    assert status["paused"] is True and status["total_queued"] == 2
+
+
+def test_status_shows_the_callers_own_write_at_once(service):
+    prompt = service.create_prompt("a cat")
+    job_id = service.add_job([prompt], config={"weights": {"vis": 0.5}})
+    status = service.get_queue_status()
+    assert [job["id"] for job in status["queued_jobs"]] == [job_id]
+    assert status["sequence"] == service.last_sequence
+
+
+def test_a_read_that_cannot_catch_up_raises_view_lag_error(service, monkeypatch):
+    service.add_job([service.create_prompt("a cat")], job_type="upscale")
+    reader = service.views()
+    reader.wait_seconds = 0.1
+    monkeypatch.setattr(reader.host, "catch_up", lambda *a, **k: 0)
+    service.last_sequence += 5
+    with pytest.raises(ViewLagError, match="did not catch up"):
+        service.get_queue_status()
+
+
+def test_queue_at_from_a_checkpoint_equals_the_status_seen_at_that_time(
+    database_url, store, service, monkeypatch
+):
+    monkeypatch.setattr(queue_view_module, "CHECKPOINT_INTERVAL", 4)
+    world = World(save=store.save)
+    seen = {}
+    for step in SCRIPT:
+        before = world.queue.version
+        world.run([step])
+        if world.queue.version != before:
+            seen[world.queue.version] = service.get_queue_status()
+    checkpoints = service.views().views.query("SELECT sequence FROM queue_view_checkpoints")
+    assert {row["sequence"] for row in checkpoints} >= {4, 8, 12}
+    for sequence, status in seen.items():
+        assert service.queue_at(sequence) == status, sequence
+
+
+def test_history_and_lineage_follow_a_job_into_its_batch_and_its_outputs(store, service):
+    world = World(save=store.save)
+    world.run(
+        [("add", 0), ("add", 0), ("pause", 0), ("analyze_strict", 0), ("execute", 0),
+         ("resume", 0), ("claim", 0), ("start", 0), ("run_ok", 0), ("run_ok", 0), ("finish", 0)]
+    )  # fmt: skip
+    lineage = service.lineage("job_00001")
+    batch = lineage["merged_into"]
+    assert batch is not None and batch.startswith("batch_")
+    types = [row["event_type"] for row in lineage["events"]]
+    assert types[:2] == ["JobAdded", "Analyzed"]
+    assert {"Reorganized", "ItemClaimed", "Started", "RunSucceeded", "Finished"} <= set(types)
+    (run,) = lineage["runs"]
+    assert run["status"] == "succeeded" and run["batch_job_id"] == batch
+    assert run["output_path"].endswith(".mp4") and len(run["sha256"]) == 64
+    (claim,) = lineage["claims"]
+    assert claim["runner_id"] == "runner0" and claim["outcome"].startswith("finished")
+    batch_lineage = service.lineage(batch)
+    assert batch_lineage["source_job_ids"] == ["job_00001", "job_00002"]
+    assert {r["source_job_id"] for r in batch_lineage["runs"]} == {"job_00001", "job_00002"}
+    rows = service.history(since=3, limit=2)
+    assert [row["position"] for row in rows] == [4, 5]
+    assert set(rows[0]) >= {"position", "sequence", "stream", "timestamp", "topic",
+                            "event_type", "actor", "job_ids", "summary", "payload"}  # fmt: skip
+    (stat,) = service.batch_stats()
+    assert stat["batch_size"] == 2 and stat["seconds"] == 1.5
+    assert stat["analysis_id"] == lineage["analyses"][0] and stat["num_steps"] == 10
+
+
+def test_a_started_host_follows_the_log_until_stopped(database_url, store):
+    world = World(save=store.save)
+    with ProjectionHost(database_url, poll_interval=0.05) as host:
+        host.start()
+        world.run([("add", 0), ("add", 1)])
+        head = int(store.recorder.max_notification_id() or 0)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and _count(host, "history_events") < head:
+            time.sleep(0.05)
+        assert _count(host, "history_events") == head
+        host.stop()
+        assert not host.following
+        world.run([("add", 2)])
+        time.sleep(0.3)
+        assert _count(host, "history_events") == head  # stopped means stopped
+
+
+def test_an_unmigrated_sqlite_file_gets_its_views_on_first_read(tmp_path, settings):
+    url = f"sqlite:///{tmp_path / 'fresh.sqlite3'}"
+    with QueueService(url, settings=settings) as service:
+        job_id = service.add_job([service.create_prompt("a cat")], job_type="upscale")
+        assert [job["id"] for job in service.get_queue_status()["queued_jobs"]] == [job_id]
