@@ -192,15 +192,4 @@ def drain_jobs(
             run_batched(
                 settings.database_url, queue_name, artifacts_dir, backend, progress, queue_name
             )
-        return list(finished_seconds(queue, job_ids).values())
-
-
-def finished_seconds(service: QueueService, job_ids: Sequence[str]) -> dict[str, float]:
-    """The measured seconds of each item, as its Execution recorded them; all must have finished."""
-    executed = records.executions(service, job_ids)
-    for job_id in job_ids:
-        found = executed.get(job_id)
-        if found is None or found.state != "finished" or found.seconds is None:
-            state = "never claimed" if found is None else found.state
-            raise records.DemoRunError(f"Queue item {job_id} did not finish: {state}.")
-    return {job_id: float(executed[job_id].seconds or 0.0) for job_id in job_ids}
+        return list(records.finished_seconds(queue, job_ids).values())

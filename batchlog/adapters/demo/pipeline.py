@@ -87,8 +87,8 @@ def run_demo(
                 database_url, queue_name, run_folder / "outputs", backend, progress
             )
         item_ids = [job["id"] for job in record.status_after["queued_jobs"]]
-        executed = records.executions(service, item_ids)
-        first = drain.finished_seconds(service, item_ids)
+        first = records.finished_seconds(service, item_ids)
+        readback = Readback(first, records.outputs(service, item_ids))
         began = time.perf_counter()
         batched_rounds, solo_rounds = _rounds(
             service, size.rounds, batches, batch_ids, first, run_folder, device, console
@@ -105,11 +105,19 @@ def run_demo(
         print_comparison(console, comparison)
         lineage_job = record.job_ids[0]
         report = write_report(
-            _report_data(service, record, comparison, scenes, executed, lineage_job, size, summary),
+            _report_data(service, record, comparison, scenes, readback, lineage_job, size, summary),
             run_folder / "report.html",
         )
     timings["total"] = time.perf_counter() - started
     return DemoResult(report, comparison, timings, queue_name, database_url)
+
+
+@dataclass(frozen=True)
+class Readback:
+    """What the runner recorded for the plan's queue: seconds per item, outcome per run."""
+
+    seconds: dict[str, float]
+    outputs: dict[str, dict[str, Any]]
 
 
 def _rounds(
@@ -204,12 +212,12 @@ def _report_data(
     record: ScenarioRecord,
     comparison: Comparison,
     scenes: list[SceneFiles],
-    executed: dict[str, records.ExecutionRecord],
+    readback: Readback,
     lineage_job: str,
     size: DemoSize,
     summary: dict[str, Any],
 ) -> ReportData:
-    outputs, unbatched = _outputs(record, executed)
+    outputs, unbatched = _outputs(record, readback)
     c = comparison
     return ReportData(
         title=f"batchlog demo ({size.name}) — {service.queue_name}",
@@ -230,34 +238,34 @@ def _report_data(
                 ", ".join(f"{k}={v}" for k, v in summary.items() if k != "batches") or "-",
             ),
         ],
-        status_before=record.status_before,
-        status_after=record.status_after,
+        status_before=service.queue_at(int(record.status_before["sequence"])),
+        status_after=service.queue_at(int(record.status_after["sequence"])),
         previews={"strict": record.strict["preview"], "mixed": record.mixed["preview"]},
         chosen_mode=record.chosen_mode,
         comparison=comparison,
         scenes=[item for scene in scenes for item in scene.thumbnails()],
         outputs=outputs,
         lineage_job=lineage_job,
-        lineage=records.lineage(service, lineage_job),
+        lineage=records.lineage_steps(service, lineage_job),
     )
 
 
-def _outputs(
-    record: ScenarioRecord, executed: dict[str, records.ExecutionRecord]
-) -> tuple[list[tuple[str, Path]], str]:
+def _outputs(record: ScenarioRecord, readback: Readback) -> tuple[list[tuple[str, Path]], str]:
     """Every output file with a caption, and a line on the items that were not batched."""
     outputs = []
     for job_id in record.reorganized["batch_job_ids"]:
         for run in record.batch_runs[job_id]:
-            output = executed[job_id].outputs.get(run.run_id)
+            output = readback.outputs.get(run.run_id)
             if output:
                 caption = f"{run.run_id} ({'+'.join(sorted(run.controls))}, seed {run.seed})"
                 outputs.append((caption, Path(output["output_path"])))
     others = [j for j in record.status_after["queued_jobs"] if j["id"] not in record.batch_runs]
     for job in others:
-        for run_id, output in executed[job["id"]].outputs.items():
-            outputs.append((f"{run_id} ({job['type']})", Path(output["output_path"])))
+        for run_id in (f"{job['id']}:{i}" for i in range(int(job["runs"]))):
+            if run_id in readback.outputs:
+                path = Path(readback.outputs[run_id]["output_path"])
+                outputs.append((f"{run_id} ({job['type']})", path))
     unbatched = ", ".join(
-        f"{job['type']} {job['id']}: {executed[job['id']].seconds or 0:.2f} s" for job in others
+        f"{job['type']} {job['id']}: {readback.seconds[job['id']]:.2f} s" for job in others
     )
     return outputs, unbatched

@@ -71,6 +71,7 @@ def render_report(data: ReportData) -> str:
         comparison_table(data.comparison),
         chart_svg(data.comparison),
         "<h2>The queue before Smart Batching</h2>",
+        "<p class='muted'>Rebuilt from the log by time travel (<code>queue_at</code>).</p>",
         queue_table(data.status_before),
         "<h2>The plans</h2>",
     ]
@@ -79,6 +80,7 @@ def render_report(data: ReportData) -> str:
         parts.append(f"<h3>{e(mode.title())}{chosen}</h3><pre>{e(preview)}</pre>")
     parts += [
         "<h2>The queue after Smart Batching (before the runner started)</h2>",
+        "<p class='muted'>Rebuilt from the log by time travel (<code>queue_at</code>).</p>",
         queue_table(data.status_after),
         "<h2>Sample scenes: input, exact depth, exact segmentation</h2>",
         _thumbs(data.scenes),
