@@ -227,6 +227,7 @@ def _report_data(
             ("runs", str(record.total_runs)),
             ("executed plan", f"{record.chosen_mode} ({record.executed['analysis_id']})"),
             ("reorganization", record.reorganized["message"]),
+            ("measurement rounds (medians shown)", str(c.rounds)),
             ("measured batched seconds", f"{c.total('measured_seconds'):.2f}"),
             ("measured one-run-at-a-time seconds", f"{c.total('measured_unbatched_seconds'):.2f}"),
             ("measured speedup", f"{c.measured_speedup:.2f}x"),
