@@ -51,3 +51,10 @@ def test_estimated_one_at_a_time_uses_each_runs_own_control_count() -> None:
     )
     assert result.batches[0].estimated_unbatched_seconds == expected
     assert result.batches[0].estimated_seconds == 5.0
+
+
+def test_printed_database_urls_hide_the_password() -> None:
+    from batchlog.adapters.demo.pipeline import redacted
+
+    assert redacted("postgresql://ana:s3cret@db:5432/q") == "postgresql://ana:***@db:5432/q"
+    assert redacted("sqlite:////tmp/x.sqlite3") == "sqlite:////tmp/x.sqlite3"

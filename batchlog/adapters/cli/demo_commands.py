@@ -35,7 +35,7 @@ def demo_command(
             highlight=False,
         )
         raise typer.Exit(EXIT_USER_ERROR)
-    from batchlog.adapters.demo.pipeline import run_demo
+    from batchlog.adapters.demo.pipeline import redacted, run_demo
     from batchlog.adapters.demo.scenario import FULL, QUICK
 
     started = time.perf_counter()
@@ -51,7 +51,9 @@ def demo_command(
         result = run_demo(url, root / "demo", QUICK if quick else FULL, device, console, settings)
     console.print(f"\nReport: {result.report_path}", soft_wrap=True, highlight=False)
     console.print(
-        f"Queue {result.queue_name} in {result.database_url}", soft_wrap=True, highlight=False
+        f"Queue {result.queue_name} in {redacted(result.database_url)}",
+        soft_wrap=True,
+        highlight=False,
     )
     parts = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in result.timings.items())
     console.print(f"batchlog demo finished in {time.perf_counter() - started:.1f} s ({parts}).")

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from rich import box
 from rich.console import Console
@@ -23,6 +24,15 @@ from batchlog.adapters.queue_service import QueueService
 from batchlog.adapters.settings import Settings
 from batchlog.domain.cost_model import DEFAULT_COEFFICIENTS
 from batchlog.domain.jobs import Run
+
+
+def redacted(url: str) -> str:
+    """A database URL with its password hidden, fit to print."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 @dataclass(frozen=True)
@@ -222,7 +232,7 @@ def _report_data(
     return ReportData(
         title=f"batchlog demo ({size.name}) — {service.queue_name}",
         summary=[
-            ("database", service.settings.database_url),
+            ("database", redacted(service.settings.database_url)),
             ("jobs queued", str(len(record.job_ids))),
             ("runs", str(record.total_runs)),
             ("executed plan", f"{record.chosen_mode} ({record.executed['analysis_id']})"),
