@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from batchlog.adapters.demo.measure import compare
+from batchlog.adapters.demo.measure import compare, solo_estimates
 from batchlog.domain.config import default_parameters
 from batchlog.domain.cost_model import DEFAULT_COEFFICIENTS, batch_seconds
 from batchlog.domain.jobs import Run
@@ -37,19 +37,20 @@ def test_measured_figures_are_medians_of_rounds_and_solo_sums_of_the_batchs_runs
     assert result.measured_speedup == (4.0 + 5.0) / (2.0 + 2.0)
 
 
-def test_estimated_one_at_a_time_uses_each_runs_own_control_count() -> None:
+def test_estimated_one_at_a_time_is_the_planners_estimate_of_each_run_alone() -> None:
+    runs = [run for batch in RUNS.values() for run in batch]
+    solo = solo_estimates(runs, DEFAULT_COEFFICIENTS)
+    assert list(solo) == [run.run_id for run in runs]
+    # The first invocation pays no control-set change: exactly one run with its own controls.
+    assert solo["j1:0"] == batch_seconds(DEFAULT_COEFFICIENTS, 1, 1, PARAMS)
+    # Later ones compute their own control count, plus a change cost where the model has one.
+    assert solo["j2:0"] >= batch_seconds(DEFAULT_COEFFICIENTS, 1, 2, PARAMS)
+    assert solo["j3:0"] >= batch_seconds(DEFAULT_COEFFICIENTS, 1, 1, PARAMS)
+    ones = [{"j1:0": 1.0, "j2:0": 1.0, "j3:0": 1.0}]
     result = compare(
-        PLANNED,
-        ["b1", "b2"],
-        RUNS,
-        [{"b1": 1.0, "b2": 1.0}],
-        [{"j1:0": 1.0, "j2:0": 1.0, "j3:0": 1.0}],
-        DEFAULT_COEFFICIENTS,
+        PLANNED, ["b1", "b2"], RUNS, [{"b1": 1.0, "b2": 1.0}], ones, DEFAULT_COEFFICIENTS
     )
-    expected = batch_seconds(DEFAULT_COEFFICIENTS, 1, 1, PARAMS) + batch_seconds(
-        DEFAULT_COEFFICIENTS, 1, 2, PARAMS
-    )
-    assert result.batches[0].estimated_unbatched_seconds == expected
+    assert result.batches[0].estimated_unbatched_seconds == solo["j1:0"] + solo["j2:0"]
     assert result.batches[0].estimated_seconds == 5.0
 
 

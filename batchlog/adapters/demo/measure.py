@@ -15,8 +15,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from batchlog.domain.cost_model import CostCoefficients, batch_seconds
-from batchlog.domain.jobs import Run
+from batchlog.domain.batching import plan_smart_batches
+from batchlog.domain.cost_model import CostCoefficients
+from batchlog.domain.jobs import QueueItem, Run
 
 BASELINE = (
     "one run per invocation: each run as its own job on a second queue, drained by the same "
@@ -74,6 +75,26 @@ class Comparison:
         return self.total("measured_unbatched_seconds") / self.total("measured_seconds")
 
 
+def solo_estimates(runs: Sequence[Run], coefficients: CostCoefficients) -> dict[str, float]:
+    """The planner's own estimate of each run as its own invocation, in the baseline's order.
+
+    The runs are planned as one-run jobs with batch size 1, so every cost-model term the
+    analysis uses (including any cost of changing the control set between invocations) applies
+    to the baseline exactly as it does to the plan.
+    """
+    items = [
+        QueueItem(f"solo_{index}", "inference", (run,), 50, (index, 0), "batchlog-demo")
+        for index, run in enumerate(runs, start=1)
+    ]
+    plan = plan_smart_batches(items, "strict", 1, coefficients)
+    if plan is None:
+        return {}
+    return {
+        batch.runs[0].run_id: seconds
+        for batch, seconds in zip(plan.batches, plan.batch_seconds, strict=True)
+    }
+
+
 def compare(
     plan_batches: Sequence[Mapping[str, Any]],
     batch_job_ids: Sequence[str],
@@ -83,11 +104,14 @@ def compare(
     coefficients: CostCoefficients,
 ) -> Comparison:
     """Line up each planned batch with the median of its measured rounds, batched and solo."""
+    solo = solo_estimates(
+        [run for job_id in batch_job_ids for run in batch_runs[job_id]], coefficients
+    )
     rows = []
     for index, (planned, job_id) in enumerate(zip(plan_batches, batch_job_ids, strict=True), 1):
         runs = batch_runs[job_id]
         batched = tuple(float(measured[job_id]) for measured in batched_rounds)
-        solo = tuple(sum(float(measured[run.run_id]) for run in runs) for measured in solo_rounds)
+        solos = tuple(sum(float(measured[run.run_id]) for run in runs) for measured in solo_rounds)
         rows.append(
             BatchComparison(
                 index=index,
@@ -97,13 +121,10 @@ def compare(
                 num_steps=int(planned["parameters"]["num_steps"]),
                 estimated_seconds=float(planned["estimated_seconds"]),
                 measured_seconds=statistics.median(batched),
-                estimated_unbatched_seconds=sum(
-                    batch_seconds(coefficients, 1, len(run.controls), run.parameters)
-                    for run in runs
-                ),
-                measured_unbatched_seconds=statistics.median(solo),
+                estimated_unbatched_seconds=sum(solo[run.run_id] for run in runs),
+                measured_unbatched_seconds=statistics.median(solos),
                 measured_rounds=batched,
-                measured_unbatched_rounds=solo,
+                measured_unbatched_rounds=solos,
             )
         )
     return Comparison(rows, BASELINE, rounds=len(batched_rounds))
