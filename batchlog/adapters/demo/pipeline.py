@@ -22,7 +22,7 @@ from batchlog.adapters.demo.scenes import SceneFiles, sample_scenes, write_scene
 from batchlog.adapters.migrations import migrate
 from batchlog.adapters.queue_service import QueueService
 from batchlog.adapters.settings import Settings
-from batchlog.domain.cost_model import DEFAULT_COEFFICIENTS
+from batchlog.domain.cost_model import default_coefficients
 from batchlog.domain.jobs import Run
 
 
@@ -77,7 +77,7 @@ def run_demo(
         f"Rendered {len(scenes)} scenes ({size.width}x{size.height}, {size.frames} frames) "
         f"with exact depth and segmentation into {run_folder / 'scenes'}"
     )
-    coefficients = DEFAULT_COEFFICIENTS
+    coefficients = default_coefficients("torch")  # a fresh queue has no history to fit from
     with QueueService(
         database_url,
         queue_name=queue_name,
@@ -98,7 +98,8 @@ def run_demo(
             )
         item_ids = [job["id"] for job in record.status_after["queued_jobs"]]
         first = records.finished_seconds(service, item_ids)
-        readback = Readback(first, records.outputs(service, item_ids))
+        plan = service.get_plan_report(record.executed["analysis_id"])
+        readback = Readback(first, records.outputs(service, item_ids), plan)
         began = time.perf_counter()
         batched_rounds, solo_rounds = _rounds(
             service, size.rounds, batches, batch_ids, first, run_folder, device, console
@@ -128,6 +129,7 @@ class Readback:
 
     seconds: dict[str, float]
     outputs: dict[str, dict[str, Any]]
+    plan: dict[str, Any]
 
 
 def _rounds(
@@ -243,6 +245,7 @@ def _report_data(
             ("measured speedup", f"{c.measured_speedup:.2f}x"),
             ("estimated speedup (same baseline)", f"{c.estimated_speedup:.2f}x"),
             ("estimate basis", str(record.executed["efficiency"]["basis"])),
+            ("plan report (batchlog report)", _plan_line(readback.plan)),
             ("not batchable (ran as is, not compared)", unbatched or "-"),
             (
                 "runner summary",
@@ -280,3 +283,13 @@ def _outputs(record: ScenarioRecord, readback: Readback) -> tuple[list[tuple[str
         f"{job['type']} {job['id']}: {readback.seconds[job['id']]:.2f} s" for job in others
     )
     return outputs, unbatched
+
+
+def _plan_line(plan: dict[str, Any]) -> str:
+    """The plan report's verdict on the estimate: total and median batch error, round 1."""
+    if plan.get("estimate_error") is None:
+        return f"{plan['measured_batches']} of {plan['total_batches']} batches measured"
+    return (
+        f"estimate error {plan['estimate_error']:+.0%} in total, median batch error "
+        f"{plan['median_batch_error']:.0%} (round 1; + means the estimate was too high)"
+    )
