@@ -48,7 +48,7 @@ FULL = DemoSize(
     steps=(4, 8),
     jobs=13,
     batch_size=8,
-    rounds=3,
+    rounds=5,
 )
 QUICK = DemoSize(
     "quick",
