@@ -17,6 +17,8 @@ from typing import Any, TypeVar
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
+from batchlog.adapters.calibration import Calibration, ExecutionHistory
+from batchlog.adapters.plan_report import executed_plan_reports, plan_report
 from batchlog.adapters.settings import Settings
 from batchlog.adapters.status import analysis_view, reorganize_message
 from batchlog.adapters.store import EventStore, open_store, translate_store_errors
@@ -28,7 +30,7 @@ from batchlog.domain.config import (
     validate_batch_size,
     validate_job,
 )
-from batchlog.domain.cost_model import DEFAULT_COEFFICIENTS, CostCoefficients
+from batchlog.domain.cost_model import CostCoefficients
 from batchlog.domain.errors import (
     BatchlogError,
     ConcurrentUpdateError,
@@ -48,6 +50,12 @@ from batchlog.domain.prompt import Prompt
 from batchlog.domain.queue import Queue
 
 T = TypeVar("T")
+
+
+class _DecidedOnCache(Exception):
+    """A command decided on the cached queue without appending: decide again on the head."""
+
+
 RETRY_LIMIT = 50
 CoefficientSource = Callable[[], CostCoefficients]
 
@@ -71,8 +79,10 @@ class QueueService:
         self.store: EventStore = open_store(self.settings.database_url)
         self._queue_id = queue_aggregate_id(self.queue_name)
         self._lock = threading.RLock()
-        self._coefficients = coefficients or (lambda: DEFAULT_COEFFICIENTS)
+        self.execution_history = ExecutionHistory(self.store, self.queue_name)
+        self._coefficients = coefficients or Calibration(self.execution_history)
         self.last_sequence = 0
+        self._known_prompts: dict[str, PromptFacts] = {}
         self._views: ViewReader | None = None
 
     # ---- lifecycle -----------------------------------------------------------------------
@@ -137,14 +147,19 @@ class QueueService:
         return prompt
 
     def _prompt_facts(self, prompt_ids: Iterable[str]) -> dict[str, PromptFacts]:
+        # Prompts are immutable (one PromptCreated event each), so their facts are cached: a
+        # job add then costs no prompt reads, only the queue append.
         facts = {}
         for pid in dict.fromkeys(prompt_ids):
             if not isinstance(pid, str):
                 raise ValidationError("prompt_ids", f"{pid!r} is not a prompt id string")
-            try:
-                facts[pid] = self.get_prompt(pid).facts()
-            except UnknownPromptError:
-                continue
+            known = self._known_prompts.get(pid)
+            if known is None:
+                try:
+                    known = self._known_prompts[pid] = self.get_prompt(pid).facts()
+                except UnknownPromptError:
+                    continue
+            facts[pid] = known
         return facts
 
     # ---- queue commands ------------------------------------------------------------------
@@ -252,8 +267,10 @@ class QueueService:
         """Reorganize the queue by an analysis (the latest by default); refuse a stale one."""
 
         def command(queue: Queue) -> dict[str, Any]:
-            latest = queue.latest_analysis
-            new_ids = [new_batch_job_id() for _ in (latest["batches"] if latest else [])]
+            # Ids only for a fresh analysis: a stale one is refused before they are needed, so
+            # the staleness check costs the same whatever the size of the plan.
+            fresh = queue.fresh_analysis()
+            new_ids = [new_batch_job_id() for _ in (fresh["batches"] if fresh else [])]
             outcome = queue.reorganize(analysis_id, new_ids, self.actor)
             return {**outcome, "sequence": queue.version}
 
@@ -272,6 +289,14 @@ class QueueService:
             "batch_job_ids": [job["job_id"] for job in outcome["new_jobs"]],
             "sequence": outcome["sequence"],
         }
+
+    def get_plan_report(self, analysis_id: str | None = None) -> dict[str, Any]:
+        """Estimated against measured seconds of an analysis's batches (the latest by default)."""
+        return plan_report(self.store, self.load_queue(), self.execution_history, analysis_id)
+
+    def plan_reports(self) -> list[dict[str, Any]]:
+        """The report of every executed analysis, oldest first: how good the estimates were."""
+        return executed_plan_reports(self.store, self.load_queue(), self.execution_history)
 
     # ---- reading -------------------------------------------------------------------------
 
@@ -325,31 +350,55 @@ class QueueService:
 
     def _command(self, command: Callable[[Queue], T], *, retry: bool) -> T:
         attempts = RETRY_LIMIT if retry else 1
+        optimistic = retry
         for attempt in range(attempts):
             try:
-                return self._attempt(command)
+                return self._attempt(command, optimistic=optimistic)
+            except _DecidedOnCache:
+                optimistic = False
+                continue
             except IntegrityError:
                 if attempt == attempts - 1:
                     break
             time.sleep(random.uniform(0.001, 0.005 * (attempt + 1)))
         raise ConcurrentUpdateError()
 
-    def _attempt(self, command: Callable[[Queue], T]) -> T:
+    def _attempt(self, command: Callable[[Queue], T], *, optimistic: bool = False) -> T:
         """Load, run one command, save (one transaction); drop the cached queue if it was changed
-        and not saved, so a refused or conflicting attempt never leaves a half-applied state."""
+        and not saved, so a refused or conflicting attempt never leaves a half-applied state.
+
+        Optimistic: run on this process's cached queue without reading the store first (one
+        round trip less per add). If anything was appended elsewhere, the append's expected
+        version refuses it and the retry runs on the head. A decision that appends nothing, or
+        refuses, is only trusted when made on the head, since no append checked it.
+        """
         with self._lock:
-            queue = self.load_queue()
+            cached = self._cached_queue() if optimistic else None
+            queue = cached or self.load_queue()
             try:
                 result = command(queue)
-                self._save(queue)
-                return result
+                if cached is None or queue.pending_events:
+                    self._save(queue)
+                    return result
             except BatchlogError:
                 if queue.pending_events:
                     self._forget_queue()
-                raise
+                if cached is None:
+                    raise
             except BaseException:
                 self._forget_queue()
                 raise
+        raise _DecidedOnCache()
+
+    def _cached_queue(self) -> Queue | None:
+        cache = self.store.repository.cache
+        if cache is None:
+            return None
+        try:
+            cached = cache.get(self._queue_id)
+        except KeyError:
+            return None
+        return cached if isinstance(cached, Queue) else None
 
     def _save(self, queue: Queue) -> None:
         with translate_store_errors():

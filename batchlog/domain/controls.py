@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
 from typing import Literal, get_args
 
 Control = Literal["vis", "edge", "depth", "seg"]
@@ -17,8 +18,13 @@ def control_signature(weights: Mapping[str, float]) -> frozenset[str]:
 
 def ordered_controls(controls: Iterable[str]) -> list[str]:
     """Controls in canonical order (vis, edge, depth, seg)."""
-    chosen = set(controls)
-    return [name for name in CONTROLS if name in chosen]
+    chosen = controls if isinstance(controls, frozenset) else frozenset(controls)
+    return list(_canonical(chosen))
+
+
+@lru_cache(maxsize=64)
+def _canonical(chosen: frozenset[str]) -> tuple[str, ...]:
+    return tuple(name for name in CONTROLS if name in chosen)
 
 
 def describe_controls(controls: Iterable[str]) -> str:

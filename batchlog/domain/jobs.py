@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any, Literal, get_args
 
 from batchlog.domain.controls import control_signature
@@ -41,7 +41,7 @@ class ExecutionParameters:
 
     def to_payload(self) -> dict[str, Any]:
         """The parameters as a JSON-ready dict."""
-        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+        return dict(_parameters_payload(self))
 
     @classmethod
     def from_payload(cls, payload: Mapping[str, Any]) -> ExecutionParameters:
@@ -61,6 +61,11 @@ class ExecutionParameters:
         )
 
 
+@lru_cache(maxsize=1024)
+def _parameters_payload(parameters: ExecutionParameters) -> dict[str, Any]:
+    return {name: getattr(parameters, name) for name in parameters.__dataclass_fields__}
+
+
 @dataclass(frozen=True)
 class Run:
     """One prompt of one job, with its own weights and seed."""
@@ -74,7 +79,7 @@ class Run:
 
     @cached_property
     def controls(self) -> frozenset[str]:
-        """The run's control signature."""
+        """The run's control signature (computed once: the analysis asks for it often)."""
         return control_signature(self.weights)
 
     def to_payload(self) -> dict[str, Any]:
@@ -163,14 +168,14 @@ class QueueItem:
         """Each run's own weights, in run order."""
         return [dict(run.weights) for run in self.runs]
 
-    @property
+    @cached_property
     def controls(self) -> frozenset[str]:
-        """The union of the runs' control signatures."""
+        """The union of the runs' control signatures (computed once)."""
         return frozenset().union(*(run.controls for run in self.runs))
 
-    @property
+    @cached_property
     def order_key(self) -> tuple[int, int, int]:
-        """Queue order: higher priority first, then position."""
+        """Queue order: higher priority first, then position (computed once per item)."""
         return (-self.priority, self.position[0], self.position[1])
 
     def with_changes(self, **changes: Any) -> QueueItem:

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import functools
 import json
+import operator
+import re
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Literal
+
+import orjson
 
 from batchlog.domain.errors import BatchlogError
 
@@ -109,6 +113,7 @@ class Projection(ABC):
 
     def __init__(self) -> None:
         self._tables = {table.name: table for table in self.tables}
+        self._keys = {table.name: values_of(table.key) for table in self.tables}
         self._changes = Changes()
         self.record_changes = True
 
@@ -123,8 +128,7 @@ class Projection(ABC):
     def upsert(self, table: str, row: Row) -> None:
         """Record that a row now has these values (the last upsert of a key wins)."""
         if self.record_changes:
-            spec = self._tables[table]
-            key = tuple(row[column] for column in spec.key)
+            key = self._keys[table](row)
             self._changes.upserts.setdefault(table, {})[key] = row
 
     def insert(self, table: str, row: Row) -> None:
@@ -132,12 +136,11 @@ class Projection(ABC):
         if self.record_changes:
             self._changes.inserts.setdefault(table, []).append(row)
 
-    def keep_upserts(self, changes: Changes) -> None:
-        """Put taken upserts back (newer ones recorded since win), to write them later at once."""
-        for table, rows in changes.upserts.items():
-            pending = self._changes.upserts.setdefault(table, {})
-            for key, row in rows.items():
-                pending.setdefault(key, row)
+    def take_inserts(self) -> Changes:
+        """The appended rows since the last call; upserts stay pending (the last one of a key
+        wins), so a rebuild writes each upserted row once, at the end."""
+        inserts, self._changes.inserts = self._changes.inserts, {}
+        return Changes(inserts=inserts)
 
     def take_changes(self) -> Changes:
         """The changes since the last call, as copies (later folds do not alter them)."""
@@ -146,6 +149,14 @@ class Projection(ABC):
         for table, rows in changes.upserts.items():
             changes.upserts[table] = {key: dict(row) for key, row in rows.items()}
         return changes
+
+
+def values_of(columns: tuple[str, ...]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    """A function giving a row's values of these columns, as a tuple (e.g. its key)."""
+    if len(columns) == 1:
+        (column,) = columns
+        return lambda row: (row[column],)
+    return operator.itemgetter(*columns)
 
 
 def _jsonable(value: Any) -> Any:
@@ -159,11 +170,30 @@ def _jsonable(value: Any) -> Any:
 _ENCODER = json.JSONEncoder(
     sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_jsonable
 )
+_FAST_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS
+# Where orjson's text can differ from the json module's: NaN/Infinity (orjson writes null) and
+# small floats (orjson writes 1e-7 and 0.00001 where json writes 1e-07 and 1e-05). Matches inside
+# strings are harmless: they only send that value the slow way. (`in` first: it is much faster.)
+_SMALL_EXPONENT = re.compile(rb"\de-")
 
 
 def dumps(value: Any) -> str:
-    """Deterministic JSON (sorted keys, ISO datetimes), so a rebuild writes identical text."""
-    return _ENCODER.encode(value)
+    """Deterministic JSON (sorted keys, ISO datetimes), so a rebuild writes identical text.
+
+    The text is exactly the json module's (the format views were always written in); orjson
+    writes it about five times faster, and anything it might write differently goes to json.
+    """
+    try:
+        fast = orjson.dumps(value, default=_jsonable, option=_FAST_OPTIONS)
+    except TypeError:  # non-str keys, integers beyond 64 bits, lone surrogates
+        return _ENCODER.encode(value)
+    if (
+        b"null" in fast
+        or b"0.0000" in fast
+        or (b"e-" in fast and _SMALL_EXPONENT.search(fast) is not None)
+    ):
+        return _ENCODER.encode(value)
+    return fast.decode()
 
 
 def iso(value: Any) -> str | None:

@@ -127,7 +127,8 @@ class HistoryProjection(Projection):
             actor, job_ids, summary = self._execution_event(event)
         else:
             actor, job_ids, summary = "", [], f"{event.event_type} (no summary for this type)"
-        job_ids = list(dict.fromkeys(job_ids))
+        if len(job_ids) > 1:
+            job_ids = list(dict.fromkeys(job_ids))
         self.insert(
             EVENTS.name,
             {
@@ -141,7 +142,9 @@ class HistoryProjection(Projection):
                 "actor": actor,
                 "job_ids": dumps(job_ids),
                 "summary": summary,
-                "payload": dumps(dict(event.payload)),
+                "payload": dumps(
+                    payload if type(payload := event.payload) is dict else dict(payload)
+                ),
             },
         )
         for job_id in job_ids:

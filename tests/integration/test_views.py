@@ -261,3 +261,29 @@ def test_an_unmigrated_sqlite_file_gets_its_views_on_first_read(tmp_path, settin
     with QueueService(url, settings=settings) as service:
         job_id = service.add_job([service.create_prompt("a cat")], job_type="upscale")
         assert [job["id"] for job in service.get_queue_status()["queued_jobs"]] == [job_id]
+
+
+def test_large_commits_write_many_changed_rows_at_once_and_equal_a_rebuild(database_url, store):
+    """More than BULK_ROWS rows of a table in one commit: on PostgreSQL they go by COPY (new
+    rows) and through a staging table (changed rows); the view still equals a rebuild."""
+    world = World(save=store.save)
+    with ProjectionHost(database_url) as host:
+        world.run([("add", k) for k in range(45)])
+        host.catch_up()  # 45 new items in one commit
+        world.run([("claim", k) for k in range(30)] + [("cancel", k) for k in range(5)])
+        world.run([("start", k) for k in range(25)])
+        host.catch_up()  # the same items changed again, in one commit; 25 new executions
+        world.run([("run_ok", k) for k in range(25)] + [("finish", k) for k in range(25)])
+        host.catch_up()  # the staging tables again, in a later transaction
+        statuses = {
+            row["status"]: int(row["n"])
+            for row in host.views.query(
+                "SELECT status, COUNT(*) AS n FROM queue_view_items GROUP BY status"
+            )
+        }
+        assert sum(statuses.values()) == 45
+        assert statuses["cancelled"] == 5
+        assert statuses.get("queued", 0) == 10
+        assert _count(host, "queue_view_executions") == 25
+        report = verify(store, host.views, list(PROJECTION_NAMES))
+        assert report.ok, report.differences[:3]

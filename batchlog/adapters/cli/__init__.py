@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from batchlog.adapters.cli import (
+    bench_commands,  # noqa: F401  (registers commands)
+    demo_commands,  # noqa: F401  (registers `demo`)
     projection_commands,  # noqa: F401  (registers commands)
     queue_commands,  # noqa: F401  (registers commands)
     runner_commands,  # noqa: F401  (registers commands)

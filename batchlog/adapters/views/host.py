@@ -31,7 +31,7 @@ from batchlog.projections import PROJECTION_NAMES, PROJECTIONS
 from batchlog.projections.base import EventRecord, Projection
 
 log = logging.getLogger(__name__)
-PAGE_SIZE = 1000
+PAGE_SIZE = 5000  # events per page, and at most per tracked commit
 CONFLICT_RETRIES = 20
 OnCommit = Callable[[str, int, float], None]
 Decoded = EventRecord | DecodeFailure

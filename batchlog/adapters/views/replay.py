@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from batchlog.adapters.store import EventStore
 from batchlog.adapters.views.decode import DecodeFailure, NotificationDecoder
+from batchlog.adapters.views.read_ahead import Page, ReadAhead
 from batchlog.adapters.views.store import SCRATCH_PREFIX, ViewStore
 from batchlog.projections import PROJECTIONS
-from batchlog.projections.base import Changes, Projection, ProjectionError, Table
+from batchlog.projections.base import Projection, ProjectionError, Table
 
-FLUSH_EVERY = 20_000
+FLUSH_EVERY = 5_000  # events; appended rows are written (and freed) after each page
 PAGE_SIZE = 5_000
 
 
@@ -55,26 +56,21 @@ def rebuild_into_scratch(
     decoder = NotificationDecoder(store.mapper)
     result = RebuildResult(targets=dict(targets))
     started = time.perf_counter()
-    stop, position, pending = max(targets.values(), default=0), 0, 0
-    while position < stop:
-        page = store.recorder.select_notifications(
-            start=position, limit=PAGE_SIZE, stop=stop, inclusive_of_start=False
-        )
-        if not page:
-            break
+    stop, pending = max(targets.values(), default=0), 0
+    folds = [(targets[name], skipped[name], p.apply) for name, p in projections.items()]
+    for page in _pages(store, stop, read_ahead=views.dialect == "postgres"):
         for notification in page:
             record = decoder.decode(notification)
-            for name, projection in projections.items():
-                if record.position > targets[name] or record.position in skipped[name]:
+            for target, skips, apply in folds:
+                if record.position > target or record.position in skips:
                     continue
                 if isinstance(record, DecodeFailure):
                     raise ProjectionError(
                         f"cannot decode event {record.position} ({record.topic}): {record.error}"
                     )
-                projection.apply(record)
+                apply(record)
         result.events += len(page)
         pending += len(page)
-        position = page[-1].id
         if pending >= FLUSH_EVERY:
             result.rows += _flush(views, projections.values(), final=False)
             pending = 0
@@ -83,16 +79,33 @@ def rebuild_into_scratch(
     return result
 
 
+def _pages(store: EventStore, stop: int, *, read_ahead: bool) -> Iterator[Page]:
+    """The log up to `stop` in pages; the next page is read while the caller folds this one."""
+
+    def read(start: int) -> Page:
+        return store.recorder.select_notifications(
+            start=start, limit=PAGE_SIZE, stop=stop, inclusive_of_start=False
+        )
+
+    position = 0
+    with ReadAhead(read, enabled=read_ahead) as pages:
+        while position < stop:
+            page = pages.page(position)
+            if not page:
+                return
+            position = page[-1].id
+            if position < stop:
+                pages.ahead(position)
+            yield page
+
+
 def _flush(views: ViewStore, projections: Iterable[Projection], *, final: bool) -> int:
     """Write appended rows now; keep upserted rows (last one wins) until the final flush, so
     each is written once, in bulk, into its empty scratch table."""
     written = 0
     with views.transaction() as cursor:
         for projection in projections:
-            changes = projection.take_changes()
-            if not final:
-                projection.keep_upserts(changes)
-                changes = Changes(inserts=changes.inserts)
+            changes = projection.take_changes() if final else projection.take_inserts()
             written += changes.row_count()
             views.write(cursor, projection.tables, changes, prefix=SCRATCH_PREFIX, empty=True)
     return written

@@ -8,19 +8,21 @@ event that was already applied (by this host or another) is refused, never appli
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
 
 from batchlog.adapters.store import parse_database_url
-from batchlog.projections.base import Changes, ProjectionError, Row, Table, dumps
+from batchlog.projections.base import Changes, ProjectionError, Row, Table, dumps, values_of
 
 SCRATCH_PREFIX = "scratch_"
+BULK_ROWS = 20  # above this many rows of a table, PostgreSQL writes go through COPY
 
 # What each projection keeps in memory, and the query that loads it back after a restart.
 _STATE_QUERIES: dict[str, dict[str, tuple[str, str]]] = {
@@ -51,6 +53,14 @@ _STATE_QUERIES: dict[str, dict[str, tuple[str, str]]] = {
 }
 
 
+@functools.lru_cache(maxsize=64)
+def _layout(table: Table) -> tuple[Callable[[Mapping[str, Any]], tuple[Any, ...]], tuple[int, ...]]:
+    """How to turn a table's row into column values: a picker, and which values are JSON."""
+    pick = values_of(table.columns)
+    json_at = tuple(i for i, column in enumerate(table.columns) if column in table.json_columns)
+    return pick, json_at
+
+
 class TrackingConflictError(ProjectionError):
     """The view is no longer at the position these changes were folded from (already applied)."""
 
@@ -68,6 +78,7 @@ class ViewStore:
         self._lock = threading.RLock()
         self._sqlite: sqlite3.Connection | None = None
         self._pg: psycopg.Connection[Any] | None = None
+        self._staged: set[str] = set()  # staging tables made on the current connection
         if self.dialect == "sqlite":
             assert self.target.sqlite_path is not None
             self._sqlite = sqlite3.connect(
@@ -97,6 +108,7 @@ class ViewStore:
         """The PostgreSQL connection, reopened if the server dropped it."""
         if self._pg is None or self._pg.closed or self._pg.broken:
             self._pg = psycopg.connect(self.target.conninfo(), autocommit=True)
+            self._staged.clear()
         return self._pg
 
     def _sql(self, statement: str) -> str:
@@ -117,10 +129,14 @@ class ViewStore:
                 cursor.execute("COMMIT")
             else:
                 connection = self._pg_connection()
-                with connection.transaction(), connection.cursor() as pg_cursor:
-                    if snapshot:
-                        pg_cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-                    yield pg_cursor
+                try:
+                    with connection.transaction(), connection.cursor() as pg_cursor:
+                        if snapshot:
+                            pg_cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                        yield pg_cursor
+                except BaseException:
+                    self._staged.clear()  # staging tables made in it were rolled back too
+                    raise
 
     def query(
         self, statement: str, params: Sequence[Any] = (), cursor: Any | None = None
@@ -192,25 +208,50 @@ class ViewStore:
                 self._insert(cursor, table, prefix + table.name, inserts)
 
     @staticmethod
-    def _values(table: Table, row: Mapping[str, Any]) -> tuple[Any, ...]:
-        if not table.json_columns:
-            return tuple([row[column] for column in table.columns])
-        json_columns = table.json_columns
-        return tuple([dumps(row[c]) if c in json_columns else row[c] for c in table.columns])
+    def _values(table: Table, row: Mapping[str, Any]) -> Sequence[Any]:
+        pick, json_at = _layout(table)
+        values = pick(row)
+        if not json_at:
+            return values
+        listed = list(values)
+        for index in json_at:
+            listed[index] = dumps(listed[index])
+        return listed
 
     def _upsert(self, cursor: Any, table: Table, name: str, rows: list[Row]) -> None:
         columns = ", ".join(table.columns)
-        marks = ", ".join("?" for _ in table.columns)
         updates = ", ".join(f"{c} = excluded.{c}" for c in table.columns if c not in table.key)
-        statement = (
-            f"INSERT INTO {name} ({columns}) VALUES ({marks}) "
-            f"ON CONFLICT ({', '.join(table.key)}) DO UPDATE SET {updates}"
-        )
+        conflict = f"ON CONFLICT ({', '.join(table.key)}) DO UPDATE SET {updates}"
+        if self.dialect == "postgres" and len(rows) > BULK_ROWS:
+            # Many rows: COPY them into a staging table, then one INSERT … ON CONFLICT (a
+            # statement per row costs more than the row). Rows are unique by key (coalesced).
+            staging = self._staging(cursor, table, name)
+            with cursor.copy(f"COPY {staging} ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(self._values(table, row))
+            cursor.execute(
+                f"INSERT INTO {name} ({columns}) SELECT {columns} FROM {staging} {conflict}"
+            )
+            cursor.execute(f"TRUNCATE {staging}")
+            return
+        marks = ", ".join("?" for _ in table.columns)
+        statement = f"INSERT INTO {name} ({columns}) VALUES ({marks}) {conflict}"
         cursor.executemany(self._sql(statement), [self._values(table, row) for row in rows])
+
+    def _staging(self, cursor: Any, table: Table, name: str) -> str:
+        """An empty temporary copy of a table's columns on this connection, made once."""
+        staging = f"staging_{name}"
+        if staging not in self._staged:
+            cursor.execute(
+                f"CREATE TEMP TABLE IF NOT EXISTS {staging} "
+                f"(LIKE {name} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+            )
+            self._staged.add(staging)
+        return staging
 
     def _insert(self, cursor: Any, table: Table, name: str, rows: list[Row]) -> None:
         columns = ", ".join(table.columns)
-        if self.dialect == "postgres" and len(rows) > 20:
+        if self.dialect == "postgres" and len(rows) > BULK_ROWS:
             with cursor.copy(f"COPY {name} ({columns}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(self._values(table, row))

@@ -1,0 +1,1 @@
+"""`batchlog demo`: rendered sample scenes, a realistic queue, a measured run and an HTML report."""

@@ -1,0 +1,1 @@
+"""batchlog's benchmark scripts: each measures contenders side by side and writes JSON."""

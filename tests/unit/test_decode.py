@@ -1,0 +1,97 @@
+"""The decoder's orjson fast path gives exactly what eventsourcing's JSONTranscoder gives."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC
+from decimal import Decimal
+from uuid import UUID
+
+from eventsourcing.persistence import (
+    DatetimeAsISO,
+    DecimalAsStr,
+    JSONTranscoder,
+    Mapper,
+    Notification,
+    UUIDAsHex,
+)
+from hypothesis import given
+from hypothesis import strategies as st
+
+from batchlog.adapters.views.decode import DecodeFailure, NotificationDecoder
+
+TRANSCODER = JSONTranscoder()
+for transcoding in (UUIDAsHex(), DecimalAsStr(), DatetimeAsISO()):
+    TRANSCODER.register(transcoding)
+DECODER = NotificationDecoder(Mapper(transcoder=TRANSCODER))
+TOPIC = "tests.unknown:Event"  # no class: no upcasting, the fields as stored
+
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats()
+    | st.text()  # stored state is UTF-8: no lone surrogates
+    | st.sampled_from(["_type_", '"_type_"', "_data_"])
+    | st.datetimes(timezones=st.just(UTC))
+    | st.uuids()
+    | st.decimals(allow_nan=False, allow_infinity=False)
+)
+values = st.recursive(
+    scalars,
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.sampled_from(["a", "_type_", "_data_", "b"]), inner, max_size=3)
+    ),
+    max_leaves=10,
+)
+payloads = st.dictionaries(st.text(max_size=6).filter(lambda k: k != "timestamp"), values)
+
+
+def _same(left: object, right: object) -> bool:
+    if isinstance(left, float) and isinstance(right, float) and math.isnan(left):
+        return math.isnan(right)
+    if isinstance(left, dict) and isinstance(right, dict):
+        return left.keys() == right.keys() and all(_same(left[k], right[k]) for k in left)
+    if isinstance(left, list) and isinstance(right, list):
+        return len(left) == len(right) and all(map(_same, left, right))
+    return type(left) is type(right) and left == right
+
+
+@given(payloads, st.datetimes(timezones=st.just(UTC)))
+def test_fast_decode_equals_the_transcoder(payload: dict[str, object], timestamp: object) -> None:
+    state = TRANSCODER.encode({"timestamp": timestamp, **payload})
+    record = DECODER.decode(Notification("q", 1, TOPIC, state, 5))
+    try:
+        expected = TRANSCODER.decode(state)
+    except Exception as error:  # a dict that looks transcoded but is not: both refuse it
+        assert isinstance(record, DecodeFailure)
+        assert type(record.error) is type(error)
+        return
+    assert not isinstance(record, DecodeFailure)
+    assert record.timestamp == expected.pop("timestamp")
+    assert _same(dict(record.payload), expected)
+
+
+def test_fast_decode_turns_top_level_values_back_into_their_types() -> None:
+    at = __import__("datetime").datetime(2026, 1, 1, tzinfo=UTC)
+    state = TRANSCODER.encode(
+        {"timestamp": at, "id": UUID(int=3), "amount": Decimal("1.5"), "nested": {"at": at}}
+    )
+    fields = DECODER._fast_fields(state)
+    assert fields is None  # a nested transcoded value: the transcoder decodes it
+    record = DECODER.decode(Notification("q", 1, TOPIC, state, 5))
+    assert not isinstance(record, DecodeFailure)
+    assert record.payload == {"id": UUID(int=3), "amount": Decimal("1.5"), "nested": {"at": at}}
+    flat = DECODER._fast_fields(TRANSCODER.encode({"timestamp": at, "id": UUID(int=3)}))
+    assert flat == {"timestamp": at, "id": UUID(int=3)}
+
+
+def test_integers_beyond_64_bits_stay_integers() -> None:
+    at = __import__("datetime").datetime(2026, 1, 1, tzinfo=UTC)
+    for number in (-(2**63) - 1, 2**64, 2**64 - 1, -(2**63), 10**30):
+        state = TRANSCODER.encode({"timestamp": at, "n": number, "list": [1, number]})
+        record = DECODER.decode(Notification("q", 1, TOPIC, state, 5))
+        assert not isinstance(record, DecodeFailure)
+        assert record.payload == {"n": number, "list": [1, number]}
+        assert type(record.payload["n"]) is int

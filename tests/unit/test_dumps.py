@@ -1,0 +1,56 @@
+"""dumps writes exactly the json module's text (views written before stay equal to rebuilds)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, timedelta, timezone
+from uuid import UUID
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from batchlog.projections.base import _jsonable, dumps
+
+REFERENCE = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_jsonable
+)
+zones = st.sampled_from([None, UTC, timezone(timedelta(hours=5, minutes=30))])
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats()
+    | st.sampled_from([1e-05, 1.234e-07, 1e16, 1e-4, float("nan"), float("-inf"), -0.0])
+    | st.text(st.characters(codec=None))
+    | st.text(st.characters(categories=["Cs", "Cc", "Zl", "Lo"]))
+    | st.datetimes(timezones=zones)
+    | st.uuids()
+    | st.frozensets(st.integers(), max_size=4)
+)
+values = st.recursive(
+    scalars,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.text(max_size=5), inner, max_size=4)
+        | st.dictionaries(st.integers(), inner, max_size=2)
+    ),
+    max_leaves=12,
+)
+
+
+@given(values)
+def test_dumps_equals_the_json_module(value: object) -> None:
+    assert dumps(value) == REFERENCE.encode(value)
+
+
+def test_dumps_of_typical_payload_takes_the_fast_path_and_equals_json() -> None:
+    payload = {
+        "job_id": "job_1",
+        "runs": [{"run_id": "job_1:0", "prompt_id": "p", "weights": {"vis": 0.5}}],
+        "at": __import__("datetime").datetime(2026, 1, 1, 12, 0, 0, 1500, tzinfo=UTC),
+        "ids": {3, 1, 2},
+        "uuid": UUID(int=7),
+        "seconds": 12.25,
+    }
+    assert dumps(payload) == REFERENCE.encode(payload)
