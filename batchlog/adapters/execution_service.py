@@ -22,7 +22,7 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
 from batchlog.adapters.batch_inputs import build_batch_input, checked_outcome, refused_payload
-from batchlog.adapters.store import EventStore, translate_store_errors
+from batchlog.adapters.store import EventStore, load_or_create_queue, translate_store_errors
 from batchlog.adapters.wakeup import Waiter
 from batchlog.domain.errors import ClaimSupersededError
 from batchlog.domain.execution import Execution, execution_aggregate_id
@@ -369,16 +369,7 @@ class ExecutionService:
         return RecordResult(False, 0, 0, reason)
 
     def _load_queue(self) -> Queue:
-        with translate_store_errors():
-            try:
-                queue: Queue = self.store.repository.get(self._queue_id)
-            except AggregateNotFoundError:
-                queue = Queue(name=self.queue_name)
-                try:
-                    self.store.save(queue)
-                except IntegrityError:
-                    queue = self.store.repository.get(self._queue_id)
-            return queue
+        return load_or_create_queue(self.store, self.queue_name)
 
     def _save(self, *aggregates: Any) -> None:
         try:

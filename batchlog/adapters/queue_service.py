@@ -21,7 +21,12 @@ from batchlog.adapters.calibration import Calibration, ExecutionHistory
 from batchlog.adapters.plan_report import executed_plan_reports, plan_report
 from batchlog.adapters.settings import Settings
 from batchlog.adapters.status import analysis_view, reorganize_message
-from batchlog.adapters.store import EventStore, open_store, translate_store_errors
+from batchlog.adapters.store import (
+    EventStore,
+    load_or_create_queue,
+    open_store,
+    translate_store_errors,
+)
 from batchlog.adapters.views.reads import ViewReader
 from batchlog.domain.batching import Mode, plan_smart_batches
 from batchlog.domain.config import (
@@ -335,16 +340,8 @@ class QueueService:
 
     def load_queue(self) -> Queue:
         """The queue aggregate at the head of its stream (created on first use)."""
-        with self._lock, translate_store_errors():
-            try:
-                queue: Queue = self.store.repository.get(self._queue_id)
-            except AggregateNotFoundError:
-                queue = Queue(name=self.queue_name)
-                try:
-                    self.store.save(queue)
-                except IntegrityError:
-                    queue = self.store.repository.get(self._queue_id)
-            return queue
+        with self._lock:
+            return load_or_create_queue(self.store, self.queue_name)
 
     # ---- internals -----------------------------------------------------------------------
 

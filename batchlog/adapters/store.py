@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
 import psycopg
-from eventsourcing.application import Application
+from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError
 from eventsourcing.utils import Environment
 
@@ -197,3 +197,18 @@ def translate_store_errors() -> Iterator[None]:
         if "does not exist" in text or "no such table" in text:
             raise StoreNotReadyError() from error
         raise
+
+
+def load_or_create_queue(store: EventStore, queue_name: str) -> Queue:
+    """The named queue at the head of its stream; created (once, race-safe) on first use."""
+    queue_id = Queue.create_id(queue_name)
+    with translate_store_errors():
+        try:
+            queue: Queue = store.repository.get(queue_id)
+        except AggregateNotFoundError:
+            queue = Queue(name=queue_name)
+            try:
+                store.save(queue)
+            except IntegrityError:
+                queue = store.repository.get(queue_id)
+        return queue
