@@ -9,6 +9,7 @@ sources. A job's runs stay together where the batch size allows.
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import itertools
 from collections import defaultdict, deque
@@ -163,6 +164,7 @@ def plan_smart_batches(
     """Analyze queued jobs in one mode; None when nothing is batchable."""
     grouping = group_runs_strict if mode == "strict" else group_runs_mixed
     with _collector_paused():
+        jobs = filter_batchable_jobs(jobs)
         batches = grouping(jobs, batch_size)
         if not batches:
             return None
@@ -284,6 +286,7 @@ def _units(jobs: Sequence[QueueItem]) -> list[_Unit]:
     return units
 
 
+@functools.lru_cache(maxsize=1024)
 def _cap(max_batch_size: int, control_count: int) -> int:
     return max(1, min(max_batch_size, memory_safe_batch_size(control_count)))
 
