@@ -219,24 +219,27 @@ class QueueService:
 
         return self._command(command, retry=True)
 
-    def cancel_job(self, job_id: str, reason: str = "") -> None:
-        """Cancel a queued job; it stays in history."""
+    def cancel_job(self, job_id: str, reason: str = "") -> int:
+        """Cancel a queued job (it stays in history); returns the queue sequence written."""
         self._command(lambda q: q.cancel_job(job_id, reason, self.actor), retry=True)
+        return self.last_sequence
 
-    def set_queue_paused(self, paused: bool, reason: str = "") -> None:
-        """Pause (runners take no new items) or resume the queue."""
+    def set_queue_paused(self, paused: bool, reason: str = "") -> int:
+        """Pause (runners take no new items) or resume; returns the queue sequence after it."""
         if not isinstance(paused, bool):
             raise ValidationError("paused", "must be True or False")
         self._command(lambda q: q.set_paused(paused, self.actor, reason), retry=True)
+        return self.last_sequence
 
     def is_queue_paused(self) -> bool:
         """Whether the queue is paused."""
         return bool(self.load_queue().paused)
 
-    def set_batch_size(self, batch_size: int) -> None:
-        """Set the largest number of runs per batch (further capped by memory-safe sizes)."""
+    def set_batch_size(self, batch_size: int) -> int:
+        """Set the most runs per batch (further capped by memory-safe sizes); returns the sequence."""
         size = validate_batch_size(batch_size)
         self._command(lambda q: q.set_batch_size(size, self.actor), retry=True)
+        return self.last_sequence
 
     # ---- smart batching ------------------------------------------------------------------
 

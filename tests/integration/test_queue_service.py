@@ -366,3 +366,14 @@ class TestConcurrency:
         queued = {j["id"] for j in service.get_queue_status()["queued_jobs"]}
         assert len(added) == 20
         assert queued == set(added)
+
+
+class TestSequences:
+    def test_commands_return_the_sequence_they_wrote(self, service):
+        job_ids = queue_guide_jobs(service)
+        paused_at = service.set_queue_paused(True)
+        assert paused_at == service.get_queue_status()["sequence"]
+        assert service.set_queue_paused(True) == paused_at  # nothing new was written
+        assert service.set_batch_size(8) == paused_at + 1
+        assert service.cancel_job(job_ids[0]) == paused_at + 2
+        assert service.get_queue_status()["sequence"] == paused_at + 2
