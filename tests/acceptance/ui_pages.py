@@ -34,10 +34,22 @@ def add_in_page(
 
 
 def set_paused_in_page(page: Any, paused: bool) -> None:
+    """Click the pause checkbox towards `paused` until the page shows the stored state.
+
+    The live refresh can redraw the checkbox from the stored state while a click is in flight
+    (the click's command still goes through); clicking again only ever asks for `paused`.
+    """
     box = page.locator("#bl-paused input")
-    box.check() if paused else box.uncheck()
     word = "PAUSED" if paused else "RUNNING"
-    wait_until(lambda: word in text_of(page, "bl-status-line"), what=word)
+
+    def settled() -> bool:
+        if word in text_of(page, "bl-status-line"):
+            return True
+        if box.is_checked() != paused:
+            box.click()
+        return False
+
+    wait_until(settled, what=word)
 
 
 def analyze_in_page(page: Any, store: QueueService, mode: str) -> str:
