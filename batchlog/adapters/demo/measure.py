@@ -74,6 +74,31 @@ class Comparison:
         """Overall measured speedup."""
         return self.total("measured_unbatched_seconds") / self.total("measured_seconds")
 
+    def total_figures(self) -> tuple[str, ...]:
+        """The overall figures as table cells, in figure_cells' column order."""
+        seconds = (
+            self.total("estimated_seconds"),
+            self.total("measured_seconds"),
+            self.total("estimated_unbatched_seconds"),
+            self.total("measured_unbatched_seconds"),
+        )
+        return _cells(seconds, self.estimated_speedup, self.measured_speedup)
+
+
+def figure_cells(batch: BatchComparison) -> tuple[str, ...]:
+    """One batch's figures as table cells: est s, meas s, est solo, meas solo, est x, meas x."""
+    seconds = (
+        batch.estimated_seconds,
+        batch.measured_seconds,
+        batch.estimated_unbatched_seconds,
+        batch.measured_unbatched_seconds,
+    )
+    return _cells(seconds, batch.estimated_speedup, batch.measured_speedup)
+
+
+def _cells(seconds: tuple[float, ...], estimated: float, measured: float) -> tuple[str, ...]:
+    return (*(f"{value:.2f}" for value in seconds), f"{estimated:.2f}x", f"{measured:.2f}x")
+
 
 def solo_estimates(runs: Sequence[Run], coefficients: CostCoefficients) -> dict[str, float]:
     """The planner's own estimate of each run as its own invocation, in the baseline's order.

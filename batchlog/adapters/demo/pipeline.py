@@ -190,24 +190,14 @@ def print_comparison(console: Console, comparison: Comparison) -> None:
             str(b.index),
             str(b.runs),
             _short(b.controls),
-            f"{b.estimated_seconds:.2f}",
-            f"{b.measured_seconds:.2f}",
-            f"{b.estimated_unbatched_seconds:.2f}",
-            f"{b.measured_unbatched_seconds:.2f}",
-            f"{b.estimated_speedup:.2f}x",
-            f"{b.measured_speedup:.2f}x",
+            *measure.figure_cells(b),
         )
     c = comparison
     table.add_row(
         "all",
         str(sum(b.runs for b in c.batches)),
         "",
-        f"{c.total('estimated_seconds'):.2f}",
-        f"{c.total('measured_seconds'):.2f}",
-        f"{c.total('estimated_unbatched_seconds'):.2f}",
-        f"{c.total('measured_unbatched_seconds'):.2f}",
-        f"{c.estimated_speedup:.2f}x",
-        f"{c.measured_speedup:.2f}x",
+        *c.total_figures(),
         style="bold",
     )
     console.print(table)

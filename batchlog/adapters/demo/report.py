@@ -16,7 +16,7 @@ from typing import Any
 import imageio.v3 as iio
 import numpy as np
 
-from batchlog.adapters.demo.measure import Comparison
+from batchlog.adapters.demo.measure import Comparison, figure_cells
 
 SERIES = (
     ("estimated_seconds", "estimated, batched", "#9ecae1"),
@@ -144,12 +144,7 @@ def comparison_table(comparison: Comparison) -> str:
                 str(b.runs),
                 ", ".join(b.controls),
                 str(b.num_steps),
-                f"{b.estimated_seconds:.2f}",
-                f"{b.measured_seconds:.2f}",
-                f"{b.estimated_unbatched_seconds:.2f}",
-                f"{b.measured_unbatched_seconds:.2f}",
-                f"{b.estimated_speedup:.2f}x",
-                f"{b.measured_speedup:.2f}x",
+                *figure_cells(b),
             )
         )
     c = comparison
@@ -160,12 +155,7 @@ def comparison_table(comparison: Comparison) -> str:
             str(sum(b.runs for b in c.batches)),
             "",
             "",
-            f"{c.total('estimated_seconds'):.2f}",
-            f"{c.total('measured_seconds'):.2f}",
-            f"{c.total('estimated_unbatched_seconds'):.2f}",
-            f"{c.total('measured_unbatched_seconds'):.2f}",
-            f"{c.estimated_speedup:.2f}x",
-            f"{c.measured_speedup:.2f}x",
+            *c.total_figures(),
         )
     )
     header = [
