@@ -32,14 +32,20 @@ class RunnerProcesses:
         runner_id: str,
         *options: str,
         delay: float = 0.0,
+        gate: Path | None = None,
         backend: str = "files",
     ) -> subprocess.Popen[bytes]:
-        """A runner process on the test backend, logging to tmp_path/<runner_id>.log."""
+        """A runner process on the test backend, logging to tmp_path/<runner_id>.log.
+
+        With a gate, each batch ends only once that file exists, so a test can act while the
+        runner holds an item without racing the batch's end.
+        """
         env = {
             **os.environ,
             "PYTHONPATH": str(REPO_ROOT),
             "BATCHLOG_DATA_DIR": str(self.tmp_path / "data"),
             "BATCHLOG_TEST_BACKEND_DELAY": str(delay),
+            "BATCHLOG_TEST_BACKEND_GATE": str(gate or ""),
         }
         log = (self.tmp_path / f"{runner_id}.log").open("wb")
         command = [

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -80,7 +79,8 @@ def test_killed_runner_item_is_requeued_finished_by_another_and_its_token_refuse
     all_runs = {run.run_id for item in service.load_queue().queued_in_order() for run in item.runs}
     assert len(all_runs) == 24
     common = ("--until-idle", "--lease-seconds", "1.5")
-    victim = processes.start(postgres_url, "victim", *common, delay=3.0, backend=backend)
+    never_opened = tmp_path / "victim-batch-may-end"
+    victim = processes.start(postgres_url, "victim", *common, gate=never_opened, backend=backend)
     survivors = [
         processes.start(postgres_url, f"survivor-{n}", *common, delay=1.0, backend=backend)
         for n in (1, 2)
@@ -137,29 +137,37 @@ def test_killed_runner_item_is_requeued_finished_by_another_and_its_token_refuse
 
 
 @pytest.mark.parametrize(
-    ("grace", "delay", "signals", "expected"),
+    ("grace", "open_gate", "signals", "expected"),
     [
-        ("0.3", 5.0, 1, "released"),  # the batch outlasts the grace period
-        ("30", 3.0, 1, "finished"),  # the batch ends within it
-        ("30", 30.0, 2, "released"),  # a second signal releases at once
+        ("0.3", False, 1, "released"),  # the batch outlasts the grace period
+        ("300", True, 1, "finished"),  # the batch ends within it
+        ("300", False, 2, "released"),  # a second signal releases at once
     ],
 )
 def test_sigterm_releases_or_finishes_the_current_item(
     sqlite_url: str,
     processes: RunnerProcesses,
+    tmp_path: Path,
     grace: str,
-    delay: float,
+    open_gate: bool,
     signals: int,
     expected: str,
 ) -> None:
     service = fill_queue(sqlite_url, [{"vis": 0.5}, {"edge": 0.5}])
     first, second = (job["id"] for job in service.get_queue_status()["queued_jobs"])
-    process = processes.start(sqlite_url, "term", "--grace-seconds", grace, delay=delay)
+    gate = tmp_path / "batch-may-end"
+    process = processes.start(sqlite_url, "term", "--grace-seconds", grace, gate=gate)
     wait_until(lambda: running_item_of(service, "term"), 60, "the first claim")
-    for _ in range(signals):
+    for handled in range(1, signals + 1):
         process.send_signal(signal.SIGTERM)
-        time.sleep(0.2)
-    assert process.wait(timeout=25) == 0, processes.log("term")
+        wait_until(
+            lambda n=handled: processes.log("term").count("SIGTERM") >= n,
+            60,
+            f"the runner to handle SIGTERM number {handled}",
+        )
+    if open_gate:
+        gate.touch()
+    assert process.wait(timeout=120) == 0, processes.log("term")
 
     events = read_events(sqlite_url)
     assert [c.job_id for c in events_named(events, "ItemClaimed")] == [first]
