@@ -22,6 +22,7 @@ from batchlog.runner.backend import (
     BatchOutcome,
     InferenceBackend,
 )
+from batchlog.runner.liveness import LeaseKeeper, SessionHeartbeat
 from batchlog.runner.ports import BatchFailure, ClaimedItem, FailureAction, RunnerStore
 
 logger = logging.getLogger("batchlog.runner")
@@ -102,36 +103,6 @@ class RunSummary:
         }
 
 
-class _LeaseKeeper(threading.Thread):
-    """Extends the lease every `interval` seconds until stopped or the claim is lost."""
-
-    def __init__(
-        self, store: RunnerStore, claimed: ClaimedItem, lease_seconds: float, interval: float
-    ) -> None:
-        super().__init__(name=f"lease-{claimed.item_id}", daemon=True)
-        self._store = store
-        self._claimed = claimed
-        self._lease_seconds = lease_seconds
-        self._interval = interval
-        self._stopped = threading.Event()
-        self.lost = False
-
-    def run(self) -> None:
-        while not self._stopped.wait(self._interval):
-            try:
-                if not self._store.extend_lease(self._claimed, self._lease_seconds):
-                    self.lost = True
-                    logger.warning("lease of %s was lost", self._claimed.item_id)
-                    return
-            except Exception:
-                logger.exception("extending the lease of %s failed", self._claimed.item_id)
-
-    def stop(self) -> None:
-        self._stopped.set()
-        if self.is_alive() and threading.current_thread() is not self:
-            self.join()
-
-
 class Runner:
     """Claims batches in queue order and drives a backend; loads the model once, keeps it warm."""
 
@@ -149,6 +120,9 @@ class Runner:
         self._loaded = False
         self._closed = False
         self._release_now = threading.Event()
+        self._heartbeat = SessionHeartbeat(
+            store, self.config.lease_seconds, self.config.lease_seconds * self.config.lease_fraction
+        )
 
     @property
     def runner_id(self) -> str:
@@ -169,7 +143,8 @@ class Runner:
             self.backend.load()
             self._loaded = True
         job_types: list[str] = [t for t in JOB_TYPES if self.backend.supports(t)]
-        self.store.announce(self.backend.name, self.device, job_types)
+        self.store.announce(self.backend.name, self.device, job_types, self.config.lease_seconds)
+        self._heartbeat.restart()
         progress({"event": "started", "runner_id": self.runner_id, "job_types": job_types})
         try:
             while not stop.is_set():
@@ -231,11 +206,11 @@ class Runner:
         outlook = self.store.outlook(self.backend.supports)
         if until_idle and outlook.idle:
             return False
-        timeout = self.config.poll_seconds
+        self._heartbeat.beat_if_due()
+        waits = [self.config.poll_seconds, self._heartbeat.seconds_until_due()]
         if outlook.next_not_before is not None:
-            wait = (outlook.next_not_before - datetime.now(UTC)).total_seconds()
-            timeout = max(0.01, min(timeout, wait))
-        self.store.wait_for_change(timeout)
+            waits.append((outlook.next_not_before - datetime.now(UTC)).total_seconds())
+        self.store.wait_for_change(max(0.01, min(waits)))
         return True
 
     # ---- one item --------------------------------------------------------------------------
@@ -258,7 +233,7 @@ class Runner:
             }
         )
         interval = self.config.lease_seconds * self.config.lease_fraction
-        keeper = _LeaseKeeper(self.store, claimed, self.config.lease_seconds, interval)
+        keeper = LeaseKeeper(self.store, claimed, self.config.lease_seconds, interval)
         keeper.start()
         began = time.perf_counter()
         try:
@@ -266,6 +241,7 @@ class Runner:
         finally:
             keeper.stop()
         backend_seconds = time.perf_counter() - began
+        self._heartbeat.beat_if_due_or_log()
         summary.backend_seconds += backend_seconds
         if result is None:
             summary.released += int(self.store.release(claimed, "grace period over at shutdown"))

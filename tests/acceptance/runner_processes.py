@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -83,6 +84,19 @@ def wait_until(condition: Callable[[], object], timeout: float, what: str) -> ob
             return value
         time.sleep(0.05)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def listed_runners(url: str) -> dict[str, dict]:
+    """What `batchlog runners --json` lists, by runner id."""
+    listed = subprocess.run(
+        [sys.executable, "-m", "batchlog", "runners", "--json", "-d", url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        check=True,
+    )
+    return {runner["runner_id"]: runner for runner in json.loads(listed.stdout)["runners"]}
 
 
 def running_item_of(service: QueueService, runner_id: str) -> dict | None:

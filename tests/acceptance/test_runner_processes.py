@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -20,8 +17,8 @@ from batchlog.domain.jobs import ExecutionParameters
 from batchlog.runner.backend import BatchInput, BatchOutcome, RunInput, RunOutcome
 from batchlog.runner.ports import ClaimedItem
 from tests.acceptance.runner_processes import (
-    REPO_ROOT,
     RunnerProcesses,
+    listed_runners,
     running_item_of,
     wait_until,
 )
@@ -54,16 +51,9 @@ def test_drain_mode_process_exits_zero_after_running_everything(
     log = processes.log("drainer")
     summary = json.loads(log[log.index("{") :])
     assert summary["succeeded_runs"] == 8 and summary["failed_runs"] == 0
-    listed = subprocess.run(
-        [sys.executable, "-m", "batchlog", "runners", "--json", "-d", sqlite_url],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
-        check=True,
-    )
-    (runner,) = json.loads(listed.stdout)["runners"]
+    (runner,) = listed_runners(sqlite_url).values()
     assert runner["runner_id"] == "drainer" and runner["active"] is False
+    assert runner["status"] == "stopped"
     expected = ["inference", "batch_inference"] + (["upscale"] if backend != "files" else [])
     assert runner["job_types"] == expected
 
@@ -133,6 +123,45 @@ def test_killed_runner_item_is_requeued_finished_by_another_and_its_token_refuse
         (killed_execution.originator_id, "victim")
     ]
     assert service.get_queue_status()["running"] == []
+    service.close()
+
+
+def test_a_killed_runner_is_listed_lost_after_its_lease_and_another_finishes_its_item(
+    postgres_url: str, processes: RunnerProcesses, tmp_path: Path
+) -> None:
+    service = fill_queue(postgres_url, [{"vis": 0.5}])
+    never_opened = tmp_path / "victim-batch-may-end"
+    victim = processes.start(postgres_url, "victim", "--lease-seconds", "2", gate=never_opened)
+    held = wait_until(lambda: running_item_of(service, "victim"), 60, "the victim's claim")
+    wait_until(
+        lambda: listed_runners(postgres_url)["victim"]["status"] == "active", 120, "victim active"
+    )
+    victim.send_signal(signal.SIGKILL)
+    assert victim.wait(timeout=30) == -signal.SIGKILL
+
+    lost = wait_until(
+        lambda: (r := listed_runners(postgres_url)["victim"])["status"] == "lost" and r,
+        120,
+        "the killed runner to be listed as lost",
+    )
+    assert isinstance(lost, dict) and lost["active"] is False and lost["lease_seconds"] == 2
+    assert lost["heartbeat_age_seconds"] > 2
+    assert lost["status_text"].startswith("lost (no heartbeat for ")
+    assert lost["status_text"].endswith(" s; lease 2 s)")
+
+    survivor = processes.start(postgres_url, "survivor", "--until-idle")
+    assert survivor.wait(timeout=120) == 0, processes.log("survivor")
+    events = read_events(postgres_url)
+    (killed,) = [c for c in events_named(events, "ItemClaimed") if c.runner_id == "victim"]
+    assert killed.job_id == held["id"]
+    (requeued,) = events_named(events, "ItemRequeued")
+    assert (requeued.claim_token, requeued.reason) == (killed.claim_token, "lease-expired")
+    (rerun,) = events_named(events, "Execution.Started")[1:]
+    assert (rerun.item_id, rerun.runner_id) == (held["id"], "survivor")
+    (finished,) = events_named(events, "Finished")
+    assert finished.originator_id == rerun.originator_id
+    listed = listed_runners(postgres_url)
+    assert (listed["victim"]["status"], listed["survivor"]["status"]) == ("lost", "stopped")
     service.close()
 
 

@@ -111,7 +111,8 @@ def runners_command(
     queue: str | None = QueueOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """List runners (active = started and not stopped) and items no active runner can take."""
+    """List runners (active, lost: no heartbeat within its lease, or stopped) and the items no
+    active runner can take."""
     with user_errors():
         settings = Settings.from_environment().with_database_url(database_url)
         store = open_store(settings.database_url)
@@ -122,11 +123,11 @@ def runners_command(
     if as_json:
         print_json(overview)
         return
-    table = Table("runner", "active", "backend", "device", "job types", "started")
+    table = Table("runner", "status", "backend", "device", "job types", "started")
     for runner in overview["runners"]:
         table.add_row(
             runner["runner_id"],
-            "yes" if runner["active"] else "no",
+            runner["status_text"],
             runner["backend"],
             runner["device"],
             ", ".join(runner["job_types"]),
