@@ -241,14 +241,14 @@ class Runner:
         finally:
             keeper.stop()
         backend_seconds = time.perf_counter() - began
-        self._heartbeat.beat_if_due_or_log()
         summary.backend_seconds += backend_seconds
+        began = time.perf_counter()
+        self._heartbeat.beat_if_due_or_log()  # before the item's lease stops counting
         if result is None:
             summary.released += int(self.store.release(claimed, "grace period over at shutdown"))
             progress({"event": "released", "item_id": claimed.item_id})
             return
         outcome, error = result
-        began = time.perf_counter()
         if error is not None:
             self._record_failure(claimed, error, backend_seconds, summary, progress)
         else:
