@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import signal
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -31,13 +30,6 @@ from tests.fixtures.queues import (
 )
 
 WEIGHTS = [{"vis": 0.5}, {"edge": 0.3}, {"vis": 0.2, "edge": 0.6}, {"vis": 0.9}]
-
-
-@pytest.fixture
-def processes(tmp_path: Path) -> Iterator[RunnerProcesses]:
-    started = RunnerProcesses(tmp_path)
-    yield started
-    started.stop_all()
 
 
 @pytest.mark.parametrize("backend", ["files", "torch-cli"])
