@@ -25,6 +25,7 @@ from batchlog.projections.queue_tables import ITEM_SPLIT_TOPIC, ITEMS_SETTLED_TO
 
 RUNNER_STARTED_TOPIC = "batchlog.runner:RunnerSession.Started"
 RUNNER_STOPPED_TOPIC = "batchlog.runner:RunnerSession.Stopped"
+RUNNER_RENEWED_TOPIC = "batchlog.runner:RunnerSession.LeaseRenewed"
 
 EVENTS = Table(
     "history_events",
@@ -110,6 +111,11 @@ class HistoryProjection(Projection):
                 f"{e.payload['device']} for {', '.join(e.payload['job_types'])}",
             ),
             RUNNER_STOPPED_TOPIC: lambda e: ("", [], "runner stopped"),
+            RUNNER_RENEWED_TOPIC: lambda e: (
+                "",
+                [],
+                f"runner heartbeat (lease {e.payload['lease_seconds']:g} s)",
+            ),
             Prompt.Created.TOPIC: lambda e: (
                 str(e.payload.get("actor", "")),
                 [],
