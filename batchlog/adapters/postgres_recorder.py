@@ -1,6 +1,14 @@
-"""The PostgreSQL application recorder, safe for large events.
+"""The PostgreSQL application recorder: binary-format inserts, safe for large events.
 
-eventsourcing 9.5 inserts events in psycopg pipeline mode. With an event state of roughly 10 MB
+eventsourcing 9.5 sends the events of a save as one array of a composite type in TEXT format:
+psycopg quotes and escapes every field and hex-escapes every state (twice its size), which
+took half of a 400-job bulk add. Here the four columns go as four arrays in BINARY format
+(`unnest(uuid[], bigint[], text[], bytea[])`), inside the same transaction as eventsourcing's
+(lock timeout, EXCLUSIVE table lock, NOTIFY on the table's channel), returning the notification
+ids in insert order; a duplicate (originator_id, originator_version) still raises
+eventsourcing's IntegrityError through the datastore's connection.
+
+eventsourcing 9.5 also inserts in psycopg pipeline mode. With an event state of roughly 10 MB
 (the Analyzed event of a 100k-run plan carries every batch) the pipeline's sync never returns:
 the client waits for a result while the server waits for the rest of the message (measured with
 psycopg 3.3.9 over TCP: 4 MB saves in 0.8 s, 12 MB hangs forever, holding the events table lock;
@@ -15,14 +23,31 @@ from collections.abc import Sequence
 from typing import Any
 
 from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
-from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.utils import retry
+from psycopg import Cursor
+from psycopg.rows import DictRow
+from psycopg.sql import SQL, Identifier
 
 PIPELINE_LIMIT_BYTES = 64_000
 
 
 class LargeEventSafeRecorder(PostgresApplicationRecorder):
-    """PostgresApplicationRecorder that does not pipeline saves of more than 64 kB."""
+    """PostgresApplicationRecorder that inserts in binary format and pipelines only small saves."""
+
+    def __init__(
+        self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"
+    ) -> None:
+        super().__init__(datastore, events_table_name=events_table_name)
+        self.binary_insert_statement = SQL(
+            "INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state) "
+            "SELECT * FROM unnest(%b::{id_type}[], %b::bigint[], %b::text[], %b::bytea[]) "
+            "RETURNING notification_id"
+        ).format(
+            schema=Identifier(self.datastore.schema),
+            table=Identifier(self.events_table_name),
+            id_type=Identifier(self.datastore.originator_id_type),
+        )
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def insert_events(
@@ -35,3 +60,20 @@ class LargeEventSafeRecorder(PostgresApplicationRecorder):
             self._insert_events(curs, stored_events, **kwargs)
             self._insert_stored_events(curs, stored_events, **kwargs)
             return self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+
+    def _insert_stored_events(
+        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **_: Any
+    ) -> None:
+        """Lock the table, notify its channel and insert the events as binary column arrays."""
+        self._lock_table(curs)
+        self._notify_channel(curs)
+        curs.execute(
+            self.binary_insert_statement,
+            (
+                [event.originator_id for event in stored_events],
+                [event.originator_version for event in stored_events],
+                [event.topic for event in stored_events],
+                [event.state for event in stored_events],
+            ),
+            prepare=True,
+        )
