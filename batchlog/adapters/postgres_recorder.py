@@ -1,4 +1,4 @@
-"""The PostgreSQL application recorder: binary-format inserts, safe for large events.
+"""The PostgreSQL recorders: binary-format inserts; the events recorder is safe for large events.
 
 eventsourcing 9.5 sends the events of a save as one array of a composite type in TEXT format:
 psycopg quotes and escapes every field and hex-escapes every state (twice its size), which
@@ -6,7 +6,8 @@ took half of a 400-job bulk add. Here the four columns go as four arrays in BINA
 (`unnest(uuid[], bigint[], text[], bytea[])`), inside the same transaction as eventsourcing's
 (lock timeout, EXCLUSIVE table lock, NOTIFY on the table's channel), returning the notification
 ids in insert order; a duplicate (originator_id, originator_version) still raises
-eventsourcing's IntegrityError through the datastore's connection.
+eventsourcing's IntegrityError through the datastore's connection. Snapshots (a queue snapshot
+holds every queued item) are inserted the same way.
 
 eventsourcing 9.5 also inserts in psycopg pipeline mode. With an event state of roughly 10 MB
 (the Analyzed event of a 100k-run plan carries every batch) the pipeline's sync never returns:
@@ -23,13 +24,60 @@ from collections.abc import Sequence
 from typing import Any
 
 from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
-from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from eventsourcing.postgres import (
+    PostgresAggregateRecorder,
+    PostgresApplicationRecorder,
+    PostgresDatastore,
+    PostgresFactory,
+)
 from eventsourcing.utils import retry
 from psycopg import Cursor
 from psycopg.rows import DictRow
-from psycopg.sql import SQL, Identifier
+from psycopg.sql import SQL, Composed, Identifier
 
 PIPELINE_LIMIT_BYTES = 64_000
+
+
+def binary_insert_statement(
+    recorder: PostgresAggregateRecorder, *, returning_ids: bool = False
+) -> Composed:
+    """INSERT of the recorder's events table from four binary column arrays."""
+    statement = SQL(
+        "INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state) "
+        "SELECT * FROM unnest(%b::{id_type}[], %b::bigint[], %b::text[], %b::bytea[])"
+        + (" RETURNING notification_id" if returning_ids else "")
+    )
+    return statement.format(
+        schema=Identifier(recorder.datastore.schema),
+        table=Identifier(recorder.events_table_name),
+        id_type=Identifier(recorder.datastore.originator_id_type),
+    )
+
+
+def column_arrays(stored_events: Sequence[StoredEvent]) -> tuple[list[Any], ...]:
+    """The events as the statement's four parameters: one list per column."""
+    return (
+        [event.originator_id for event in stored_events],
+        [event.originator_version for event in stored_events],
+        [event.topic for event in stored_events],
+        [event.state for event in stored_events],
+    )
+
+
+class BinarySnapshotRecorder(PostgresAggregateRecorder):
+    """PostgresAggregateRecorder (the snapshots table) that inserts in binary format."""
+
+    def __init__(
+        self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"
+    ) -> None:
+        super().__init__(datastore, events_table_name=events_table_name)
+        self.binary_insert_statement = binary_insert_statement(self)
+
+    def _insert_stored_events(
+        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **_: Any
+    ) -> None:
+        """Insert the events as binary column arrays."""
+        curs.execute(self.binary_insert_statement, column_arrays(stored_events), prepare=True)
 
 
 class LargeEventSafeRecorder(PostgresApplicationRecorder):
@@ -39,15 +87,7 @@ class LargeEventSafeRecorder(PostgresApplicationRecorder):
         self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"
     ) -> None:
         super().__init__(datastore, events_table_name=events_table_name)
-        self.binary_insert_statement = SQL(
-            "INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state) "
-            "SELECT * FROM unnest(%b::{id_type}[], %b::bigint[], %b::text[], %b::bytea[]) "
-            "RETURNING notification_id"
-        ).format(
-            schema=Identifier(self.datastore.schema),
-            table=Identifier(self.events_table_name),
-            id_type=Identifier(self.datastore.originator_id_type),
-        )
+        self.binary_insert_statement = binary_insert_statement(self, returning_ids=True)
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def insert_events(
@@ -67,13 +107,11 @@ class LargeEventSafeRecorder(PostgresApplicationRecorder):
         """Lock the table, notify its channel and insert the events as binary column arrays."""
         self._lock_table(curs)
         self._notify_channel(curs)
-        curs.execute(
-            self.binary_insert_statement,
-            (
-                [event.originator_id for event in stored_events],
-                [event.originator_version for event in stored_events],
-                [event.topic for event in stored_events],
-                [event.state for event in stored_events],
-            ),
-            prepare=True,
-        )
+        curs.execute(self.binary_insert_statement, column_arrays(stored_events), prepare=True)
+
+
+class BatchlogPostgresFactory(PostgresFactory):
+    """eventsourcing's PostgreSQL factory with the binary-format recorders."""
+
+    aggregate_recorder_class = BinarySnapshotRecorder
+    application_recorder_class = LargeEventSafeRecorder

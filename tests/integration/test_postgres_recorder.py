@@ -14,7 +14,11 @@ import pytest
 from eventsourcing.persistence import IntegrityError, Notification, StoredEvent
 
 from batchlog import QueueService
-from batchlog.adapters.postgres_recorder import PIPELINE_LIMIT_BYTES, LargeEventSafeRecorder
+from batchlog.adapters.postgres_recorder import (
+    PIPELINE_LIMIT_BYTES,
+    BinarySnapshotRecorder,
+    LargeEventSafeRecorder,
+)
 from batchlog.adapters.settings import Settings
 from batchlog.adapters.store import EventStore, open_store, parse_database_url
 
@@ -111,9 +115,24 @@ def test_a_subscriber_receives_a_large_bulk_add(postgres_url: str, settings: Set
     assert all(job_id.encode() in states for job_id in added)
 
 
+@pytest.mark.postgres
+def test_snapshots_are_inserted_in_binary_and_read_back(store: EventStore) -> None:
+    assert store.snapshots is not None
+    recorder = store.snapshots.recorder
+    assert isinstance(recorder, BinarySnapshotRecorder)
+    originator = uuid.uuid4()
+    saved = events(originator, [200, 400], PIPELINE_LIMIT_BYTES * 2)
+    recorder.insert_events(saved)
+    assert recorder.select_events(originator) == saved
+    with pytest.raises(IntegrityError):
+        recorder.insert_events(events(originator, [400], 10))
+
+
 def test_sqlite_keeps_eventsourcings_recorder(sqlite_url: str, settings: Settings) -> None:
     with QueueService(sqlite_url, settings=settings) as service:
         assert not isinstance(service.store.recorder, LargeEventSafeRecorder)
+        assert service.store.snapshots is not None
+        assert not isinstance(service.store.snapshots.recorder, BinarySnapshotRecorder)
         prompt = service.create_prompt("a prompt")
         added = service.add_jobs([{"prompt_ids": [prompt], "config": {"weights": {"vis": 1}}}] * 3)
         assert [item.job_id for item in service.load_queue().queued_in_order()] == added
