@@ -213,8 +213,7 @@ class QueueService:
         who = submitter or self.actor
 
         def command(queue: Queue) -> list[str]:
-            for job_id, job in validated:
-                queue.add_job(job_id, job, who)
+            queue.add_jobs(validated, who)
             return [job_id for job_id, _ in validated]
 
         return self._command(command, retry=True)
