@@ -89,6 +89,7 @@ def store_environment(target: DatabaseTarget, *, create_tables: bool) -> dict[st
         "AGGREGATE_CACHE_FASTFORWARD": "y",
         "DEEPCOPY_FROM_AGGREGATE_CACHE": "n",
         "CREATE_TABLE": "y" if create_tables else "n",
+        "MAPPER_TOPIC": "batchlog.adapters.event_encoding:JobEventMapper",
     }
     if target.dialect == "sqlite":
         assert target.sqlite_path is not None
