@@ -136,3 +136,28 @@ def test_sqlite_keeps_eventsourcings_recorder(sqlite_url: str, settings: Setting
         prompt = service.create_prompt("a prompt")
         added = service.add_jobs([{"prompt_ids": [prompt], "config": {"weights": {"vis": 1}}}] * 3)
         assert [item.job_id for item in service.load_queue().queued_in_order()] == added
+
+
+def server_has_lz4(conninfo: str) -> bool:
+    """Whether this PostgreSQL server can compress with lz4 (14+, built with it)."""
+    with psycopg.connect(conninfo) as connection:
+        try:
+            connection.execute("CREATE TEMP TABLE lz4_probe (b bytea COMPRESSION lz4)")
+        except psycopg.Error:
+            return False
+    return True
+
+
+@pytest.mark.postgres
+def test_migrated_event_states_use_lz4_where_the_server_has_it(
+    store: EventStore, postgres_url: str
+) -> None:
+    conninfo = parse_database_url(postgres_url).conninfo()
+    recorder = recorder_of(store)
+    recorder.insert_events(events(uuid.uuid4(), [1], 100_000))
+    with psycopg.connect(conninfo) as connection:
+        row = connection.execute(
+            "SELECT pg_column_compression(state) FROM batchlog_events"
+        ).fetchone()
+    assert row is not None
+    assert row[0] == ("lz4" if server_has_lz4(conninfo) else "pglz")
