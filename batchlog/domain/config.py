@@ -76,12 +76,13 @@ class InferenceConfig(BaseModel):
     canny_threshold: Level = "medium"
     negative_prompt: str | None = Field(None, max_length=10_000)
 
-    @field_validator("weights", mode="before")
+    # "plain": the check already returns dict[str, float], pydantic need not check it again.
+    @field_validator("weights", mode="plain")
     @classmethod
     def _weights_are_controls(cls, value: Any) -> Any:
         return None if value is None else _check_weights(value, "weights")
 
-    @field_validator("weights_list", mode="before")
+    @field_validator("weights_list", mode="plain")
     @classmethod
     def _weights_list_entries(cls, value: Any) -> Any:
         if value is None:
@@ -233,7 +234,8 @@ def _validate_inference(
                 run_id_for(job_id, index), job_id, pid, weights, seed, _parameters(parsed, negative)
             )
         )
-    normalized = parsed.model_dump(exclude_none=True)
+    # The fields as model_dump(exclude_none=True) gives them (all plain values), without its cost.
+    normalized = {name: value for name, value in parsed.__dict__.items() if value is not None}
     return ValidatedJob(job_type, ids, normalized, tuple(runs), {}, priority)
 
 

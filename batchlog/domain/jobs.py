@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -46,7 +47,7 @@ class ExecutionParameters:
     @classmethod
     def from_payload(cls, payload: Mapping[str, Any]) -> ExecutionParameters:
         """Rebuild from to_payload()'s dict, normalizing numbers (5 == 5.0)."""
-        return interned_parameters(*(payload[name] for name in _PARAMETER_FIELDS))
+        return interned_parameters(*_parameter_values(payload))
 
 
 @lru_cache(maxsize=1024)
@@ -80,7 +81,7 @@ def interned_parameters(
     )
 
 
-_PARAMETER_FIELDS = tuple(ExecutionParameters.__dataclass_fields__)
+_parameter_values = operator.itemgetter(*ExecutionParameters.__dataclass_fields__)
 
 
 @lru_cache(maxsize=1024)
