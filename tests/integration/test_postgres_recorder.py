@@ -1,6 +1,7 @@
 """The binary-format PostgreSQL recorder keeps eventsourcing's contract: notification ids in
 insert order, IntegrityError on a version conflict with nothing of the save kept, NOTIFY on the
-table's channel, small (pipelined) and large saves alike; SQLite keeps its own recorder."""
+table's channel, small and large saves alike, through the insert function or (in a database
+migrated before it existed) eventsourcing's statements; SQLite keeps its own recorder."""
 
 from __future__ import annotations
 
@@ -25,9 +26,13 @@ from batchlog.adapters.store import EventStore, open_store, parse_database_url
 SIZES = {"small": 10, "large": PIPELINE_LIMIT_BYTES}
 
 
-@pytest.fixture
-def store(postgres_url: str) -> Iterator[EventStore]:
+@pytest.fixture(params=["function", "statements"])
+def store(request: pytest.FixtureRequest, postgres_url: str) -> Iterator[EventStore]:
+    if request.param == "statements":
+        with psycopg.connect(parse_database_url(postgres_url).conninfo()) as connection:
+            connection.execute("DROP FUNCTION batchlog_events_insert")
     opened = open_store(postgres_url)
+    assert recorder_of(opened).has_insert_function() == (request.param == "function")
     yield opened
     opened.close()
 
