@@ -28,7 +28,7 @@ from batchlog.domain.errors import (
     UnknownJobError,
 )
 from batchlog.domain.ids import queue_aggregate_id
-from batchlog.domain.jobs import Claim, QueueItem, Run
+from batchlog.domain.jobs import Claim, ExecutionParameters, QueueItem, Run
 
 DEFAULT_BATCH_SIZE = 4
 MAX_JOBS_PER_EVENT = 1000
@@ -41,6 +41,38 @@ POSITION_SLOT = 2**20
 def slot_start(minor: int) -> int:
     """The minor position of the job slot this minor position lies in."""
     return minor - minor % POSITION_SLOT
+
+
+def bulk_payload(
+    jobs: Sequence[tuple[str, ValidatedJob]],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Validated jobs as JobsAdded's `jobs` and `parameters`: each distinct set of execution
+    parameters once, runs referring to it by index (and not repeating their job's id)."""
+    indexes: dict[ExecutionParameters, int] = {}
+    entries = []
+    for job_id, job in jobs:
+        runs = [
+            {
+                "run_id": run.run_id,
+                "prompt_id": run.prompt_id,
+                "weights": dict(run.weights),
+                "seed": run.seed,
+                "parameters": indexes.setdefault(run.parameters, len(indexes)),
+            }
+            for run in job.runs
+        ]
+        entries.append(
+            {
+                "job_id": job_id,
+                "job_type": job.job_type,
+                "prompt_ids": list(job.prompt_ids),
+                "config": job.config,
+                "runs": runs,
+                "options": job.options,
+                "priority": job.priority,
+            }
+        )
+    return entries, [parameters.to_payload() for parameters in indexes]
 
 
 def job_payload(job_id: str, job: ValidatedJob) -> dict[str, Any]:
@@ -150,10 +182,8 @@ class Queue(Aggregate):
             self.add_job(*jobs[0], submitter)
             return
         for start in range(0, len(jobs), MAX_JOBS_PER_EVENT):
-            chunk = jobs[start : start + MAX_JOBS_PER_EVENT]
-            self._jobs_added(
-                jobs=[job_payload(job_id, job) for job_id, job in chunk], submitter=submitter
-            )
+            entries, parameters = bulk_payload(jobs[start : start + MAX_JOBS_PER_EVENT])
+            self._jobs_added(jobs=entries, parameters=parameters, submitter=submitter)
 
     class JobAdded(Event):
         """A job was queued."""
@@ -194,23 +224,40 @@ class Queue(Aggregate):
     class JobsAdded(Event):
         """Several jobs were queued at once, in this order (a bulk add).
 
-        Each entry of `jobs` has JobAdded's fields but the submitter; the job at index i takes
-        position (sequence, i * POSITION_SLOT), so it keeps its place among the others.
+        Each entry of `jobs` has JobAdded's fields but the submitter, and its runs name their
+        execution parameters by index into `parameters` (each distinct set once) instead of
+        repeating them and the job id. The job at index i takes position
+        (sequence, i * POSITION_SLOT), so it keeps its place among the others.
         """
 
         TOPIC = "batchlog.queue:Queue.JobsAdded"
         class_version = 1
         jobs: list[dict[str, Any]]
+        parameters: list[dict[str, Any]]
         submitter: str
 
     @event(JobsAdded)
-    def _jobs_added(self, jobs: list[dict[str, Any]], submitter: str) -> None:
+    def _jobs_added(
+        self, jobs: list[dict[str, Any]], parameters: list[dict[str, Any]], submitter: str
+    ) -> None:
         sequence = self.version + 1
+        shared = [ExecutionParameters.from_payload(entry) for entry in parameters]
         for index, job in enumerate(jobs):
-            self.items[job["job_id"]] = QueueItem(
-                job_id=job["job_id"],
+            job_id = job["job_id"]
+            self.items[job_id] = QueueItem(
+                job_id=job_id,
                 job_type=job["job_type"],
-                runs=tuple(Run.from_payload(run) for run in job["runs"]),
+                runs=tuple(
+                    Run(
+                        run_id=str(run["run_id"]),
+                        job_id=job_id,
+                        prompt_id=str(run["prompt_id"]),
+                        weights={str(k): float(v) for k, v in run["weights"].items()},
+                        seed=int(run["seed"]),
+                        parameters=shared[run["parameters"]],
+                    )
+                    for run in job["runs"]
+                ),
                 priority=job["priority"],
                 position=(sequence, index * POSITION_SLOT),
                 submitter=submitter,

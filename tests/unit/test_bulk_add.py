@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from batchlog.domain.config import PromptFacts, validate_job
-from batchlog.domain.queue import MAX_JOBS_PER_EVENT, POSITION_SLOT, Queue, slot_start
+from batchlog.domain.queue import (
+    MAX_JOBS_PER_EVENT,
+    POSITION_SLOT,
+    Queue,
+    job_payload,
+    slot_start,
+)
+from batchlog.projections.added_jobs import added_jobs
 
 PROMPTS = {f"p{i}": PromptFacts(f"p{i}", "", {}) for i in range(4)}
 
@@ -72,3 +79,27 @@ def test_a_minor_position_lies_in_the_slot_of_its_bulk_job() -> None:
     assert slot_start(0) == 0 and slot_start(7) == 0
     assert slot_start(3 * POSITION_SLOT) == 3 * POSITION_SLOT
     assert slot_start(3 * POSITION_SLOT + 12) == 3 * POSITION_SLOT
+
+
+def test_a_bulk_names_each_parameter_set_once_and_expands_to_job_added_payloads() -> None:
+    queue = Queue(name="unit")
+    jobs = _jobs(3)
+    negative = validate_job(
+        "job_9", ["p0"], "inference", {"weights": {"vis": 1}, "negative_prompt": "x"}, 50, PROMPTS
+    )
+    queue.add_jobs([*jobs, ("job_9", negative)], "tester")
+    (bulk,) = [e for e in queue.pending_events if isinstance(e, Queue.JobsAdded)]
+    assert len(bulk.parameters) == 2
+    assert [job["runs"][0]["parameters"] for job in bulk.jobs] == [0, 0, 0, 1]
+    payload = {k: v for k, v in vars(bulk).items() if k in {"jobs", "parameters", "submitter"}}
+    expanded = added_jobs("JobsAdded", payload)
+    assert [minor for minor, _ in expanded] == [
+        0,
+        POSITION_SLOT,
+        2 * POSITION_SLOT,
+        3 * POSITION_SLOT,
+    ]
+    assert [job for _, job in expanded] == [
+        {**job_payload(job_id, job), "submitter": "tester"}
+        for job_id, job in [*jobs, ("job_9", negative)]
+    ]
