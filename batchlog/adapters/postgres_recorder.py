@@ -14,9 +14,10 @@ eventsourcing 9.5 also inserts in psycopg pipeline mode. With an event state of 
 the client waits for a result while the server waits for the rest of the message (measured with
 psycopg 3.3.9 over TCP: 4 MB saves in 0.8 s, 12 MB hangs forever, holding the events table lock;
 over a Unix socket, whose buffers are smaller, a bulk add of 1,000 jobs (~800 kB) already hung).
-Saves over 64 kB therefore go through the same statements without pipeline mode, in one
-transaction (lock timeout, lock and NOTIFY sent as one simple query); small ones keep the
-pipelined path and its single round trip.
+A save therefore goes through the insert function that `batchlog migrate` creates (one
+statement, no pipeline; see LargeEventSafeRecorder). Where the function is missing, saves over
+64 kB go through the same statements without pipeline mode, in one transaction (lock timeout,
+lock and NOTIFY sent as one simple query); small ones keep the pipelined path.
 """
 
 from __future__ import annotations
