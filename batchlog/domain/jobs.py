@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -46,19 +47,41 @@ class ExecutionParameters:
     @classmethod
     def from_payload(cls, payload: Mapping[str, Any]) -> ExecutionParameters:
         """Rebuild from to_payload()'s dict, normalizing numbers (5 == 5.0)."""
-        return cls(
-            model=str(payload["model"]),
-            num_steps=int(payload["num_steps"]),
-            guidance=float(payload["guidance"]),
-            sigma_max=float(payload["sigma_max"]),
-            fps=int(payload["fps"]),
-            width=int(payload["width"]),
-            height=int(payload["height"]),
-            frames=int(payload["frames"]),
-            blur_strength=str(payload["blur_strength"]),
-            canny_threshold=str(payload["canny_threshold"]),
-            negative_prompt=str(payload["negative_prompt"]),
-        )
+        return interned_parameters(*_parameter_values(payload))
+
+
+@lru_cache(maxsize=1024)
+def interned_parameters(
+    model: str,
+    num_steps: int,
+    guidance: float,
+    sigma_max: float,
+    fps: int,
+    width: int,
+    height: int,
+    frames: int,
+    blur_strength: str,
+    canny_threshold: str,
+    negative_prompt: str,
+) -> ExecutionParameters:
+    """Execution parameters, numbers normalized; equal ones share one (immutable) instance, so
+    the runs of a bulk add or a replay do not each build their own."""
+    return ExecutionParameters(
+        model=str(model),
+        num_steps=int(num_steps),
+        guidance=float(guidance),
+        sigma_max=float(sigma_max),
+        fps=int(fps),
+        width=int(width),
+        height=int(height),
+        frames=int(frames),
+        blur_strength=str(blur_strength),
+        canny_threshold=str(canny_threshold),
+        negative_prompt=str(negative_prompt),
+    )
+
+
+_parameter_values = operator.itemgetter(*ExecutionParameters.__dataclass_fields__)
 
 
 @lru_cache(maxsize=1024)

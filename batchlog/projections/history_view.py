@@ -72,6 +72,7 @@ class HistoryProjection(Projection):
         self._describers: dict[str, Callable[[EventRecord], Described]] = {
             Queue.Created.TOPIC: lambda e: ("", [], f"queue {e.payload['name']!r} created"),
             Queue.JobAdded.TOPIC: _job_added,
+            Queue.JobsAdded.TOPIC: _jobs_added,
             Queue.JobCancelled.TOPIC: lambda e: (
                 e.payload["actor"],
                 [e.payload["job_id"]],
@@ -238,6 +239,17 @@ def _job_added(event: EventRecord) -> Described:
         f"priority {p['priority']}) by {p['submitter']}"
     )
     return p["submitter"], [p["job_id"]], summary
+
+
+def _jobs_added(event: EventRecord) -> Described:
+    p = event.payload
+    job_ids = [job["job_id"] for job in p["jobs"]]
+    runs = sum(len(job["runs"]) for job in p["jobs"])
+    shown = ", ".join(job_ids[:3]) + (f" … {job_ids[-1]}" if len(job_ids) > 3 else "")
+    summary = (
+        f"added {len(job_ids)} jobs ({shown}; {runs} runs) by {p['submitter']} in one bulk add"
+    )
+    return p["submitter"], job_ids, summary
 
 
 def _analyzed(event: EventRecord) -> Described:
