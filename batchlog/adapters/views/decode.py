@@ -28,6 +28,10 @@ _NUMBER_SHAPE = bytes(
 _LONG_NUMBERS = (b":" + b"0" * 19, b":-" + b"0" * 19)
 
 
+# One stored event as the log reader gives it: (position, originator id, version, topic, state).
+LogRow = tuple[int, Any, int, str, bytes]
+
+
 @dataclass(frozen=True)
 class DecodeFailure:
     """A notification that could not be decoded (it stops projections at its position)."""
@@ -48,10 +52,22 @@ class NotificationDecoder:
 
     def decode(self, notification: Notification) -> EventRecord | DecodeFailure:
         """Decode one notification, or describe why it cannot be decoded."""
+        return self.decode_row(
+            (
+                notification.id,
+                notification.originator_id,
+                notification.originator_version,
+                notification.topic,
+                notification.state,
+            )
+        )
+
+    def decode_row(self, row: LogRow) -> EventRecord | DecodeFailure:
+        """Decode one (position, originator id, version, topic, state) row of the log."""
         try:
-            return self._decode(notification)
+            return self._decode(*row)
         except Exception as error:
-            return DecodeFailure(notification.id, notification.topic, error)
+            return DecodeFailure(row[0], row[3], error)
 
     def decode_all(self, notifications: list[Notification]) -> list[EventRecord | DecodeFailure]:
         """Decode notifications in order, stopping after the first failure."""
@@ -63,8 +79,9 @@ class NotificationDecoder:
                 break
         return decoded
 
-    def _decode(self, notification: Notification) -> EventRecord:
-        state = notification.state
+    def _decode(
+        self, position: int, originator_id: Any, version: int, topic: str, state: bytes
+    ) -> EventRecord:
         if self._mapper.cipher is not None:
             state = self._mapper.cipher.decrypt(state)
         if self._mapper.compressor is not None:
@@ -73,8 +90,8 @@ class NotificationDecoder:
         if fields is None:
             fields = self._mapper.transcoder.decode(state)
         from_version = fields.pop("class_version", 1)
-        cls, version = self._event_class(notification.topic)
-        while from_version < version:
+        cls, class_version = self._event_class(topic)
+        while from_version < class_version:
             getattr(cls, f"upcast_v{from_version}_v{from_version + 1}")(fields)
             from_version += 1
         timestamp = fields.pop("timestamp", None)
@@ -82,14 +99,7 @@ class NotificationDecoder:
             raise ValueError(f"event has no timestamp (got {timestamp!r})")
         for name in _ENVELOPE:
             fields.pop(name, None)
-        return EventRecord(
-            position=notification.id,
-            originator_id=str(notification.originator_id),
-            sequence=notification.originator_version,
-            topic=notification.topic,
-            timestamp=timestamp,
-            payload=fields,
-        )
+        return EventRecord(position, str(originator_id), version, topic, timestamp, fields)
 
     def _fast_fields(self, state: bytes) -> dict[str, Any] | None:
         """The JSONTranscoder's result, parsed by orjson, when every transcoded value (a
