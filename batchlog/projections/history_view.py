@@ -1,5 +1,6 @@
 """The history view: one row per event (position, sequence, time, type, actor, jobs, summary,
-payload), and an index from each job id to the events that touched it.
+payload), and an index from each job id to the events that touched it (written by the database
+from each row's job ids, see `Table.expands`).
 
 It records every event, known or not, so the audit trail never has holes; an event type it has
 no summary for is still recorded with its payload.
@@ -49,6 +50,7 @@ EVENT_JOBS = Table(
     key=("job_id", "position"),
     columns=("job_id", "position"),
     append_only=True,
+    expands=(EVENTS.name, "job_ids"),  # the database writes a row per job id of each event
 )
 HISTORY_EXECUTIONS = Table(
     "history_executions",
@@ -119,7 +121,7 @@ class HistoryProjection(Projection):
         }
 
     def apply(self, event: EventRecord) -> None:
-        """Record the event's row and index it under every job it touched."""
+        """Record the event's row (the database indexes it under every job it touched)."""
         describe = self._describers.get(event.topic)
         if describe is not None:
             actor, job_ids, summary = describe(event)
@@ -147,8 +149,6 @@ class HistoryProjection(Projection):
                 ),
             },
         )
-        for job_id in job_ids:
-            self.insert(EVENT_JOBS.name, {"job_id": job_id, "position": event.position})
 
     def _started(self, event: EventRecord) -> Described:
         p = event.payload

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ from batchlog import QueueService, ViewLagError
 from batchlog.adapters.settings import Settings
 from batchlog.adapters.store import EventStore, open_store
 from batchlog.adapters.views import ProjectionHost, ProjectionStoppedError, TrackingConflictError
-from batchlog.adapters.views.replay import verify
+from batchlog.adapters.views.replay import rebuild_into_scratch, verify
 from batchlog.projections import PROJECTION_NAMES, QueueProjection
 from batchlog.projections import queue_view as queue_view_module
 from batchlog.projections.base import Changes, EventRecord
@@ -287,3 +288,23 @@ def test_large_commits_write_many_changed_rows_at_once_and_equal_a_rebuild(datab
         assert _count(host, "queue_view_executions") == 25
         report = verify(store, host.views, list(PROJECTION_NAMES))
         assert report.ok, report.differences[:3]
+
+
+def test_the_job_index_holds_exactly_the_job_ids_of_each_history_row(database_url, store):
+    """The database writes history_event_jobs from each row's job_ids, live and in a rebuild."""
+    world = _world(store)
+    world.run([("add", 5), ("cancel", 5)])
+    head = int(store.recorder.max_notification_id() or 0)
+    with ProjectionHost(database_url, ["history"], page_size=7) as host:
+        host.catch_up()
+        rows = host.views.query("SELECT position, job_ids FROM history_events")
+        expected = sorted(
+            (job, int(row["position"])) for row in rows for job in json.loads(row["job_ids"])
+        )
+        assert len(expected) > len(rows) / 2, "the script should touch jobs in most events"
+        assert any(len(json.loads(row["job_ids"])) > 1 for row in rows)
+        rebuilt = rebuild_into_scratch(store, host.views, {"history": head})
+        assert rebuilt.rows == len(rows) + len(expected) + len(world.executions)
+        for table in ("history_event_jobs", "scratch_history_event_jobs"):
+            index = host.views.query(f"SELECT job_id, position FROM {table}")
+            assert sorted((row["job_id"], int(row["position"])) for row in index) == expected
