@@ -70,6 +70,7 @@ class HistoryProjection(Projection):
     def __init__(self) -> None:
         super().__init__()
         self.executions: dict[str, Row] = {}
+        self._topics: dict[str, tuple[str, str]] = {}  # topic → (stream, event type)
         self._describers: dict[str, Callable[[EventRecord], Described]] = {
             Queue.Created.TOPIC: lambda e: ("", [], f"queue {e.payload['name']!r} created"),
             Queue.JobAdded.TOPIC: _job_added,
@@ -122,25 +123,29 @@ class HistoryProjection(Projection):
 
     def apply(self, event: EventRecord) -> None:
         """Record the event's row (the database indexes it under every job it touched)."""
+        topic = self._topics.get(event.topic)
+        if topic is None:
+            topic = self._topics[event.topic] = (event.stream, event.event_type)
+        stream, event_type = topic
         describe = self._describers.get(event.topic)
         if describe is not None:
             actor, job_ids, summary = describe(event)
-        elif event.stream == "execution":
+        elif stream == "execution":
             actor, job_ids, summary = self._execution_event(event)
         else:
-            actor, job_ids, summary = "", [], f"{event.event_type} (no summary for this type)"
+            actor, job_ids, summary = "", [], f"{event_type} (no summary for this type)"
         if len(job_ids) > 1:
             job_ids = list(dict.fromkeys(job_ids))
         self.insert(
             EVENTS.name,
             {
                 "position": event.position,
-                "stream": event.stream,
+                "stream": stream,
                 "originator_id": event.originator_id,
                 "sequence": event.sequence,
-                "recorded_at": event.timestamp.isoformat(),
+                "recorded_at": event.recorded_at,
                 "topic": event.topic,
-                "event_type": event.event_type,
+                "event_type": event_type,
                 "actor": actor,
                 "job_ids": dumps(job_ids),
                 "summary": summary,

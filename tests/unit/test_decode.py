@@ -70,6 +70,7 @@ def test_fast_decode_equals_the_transcoder(payload: dict[str, object], timestamp
         return
     assert not isinstance(record, DecodeFailure)
     assert record.timestamp == expected.pop("timestamp")
+    assert record.recorded_at == record.timestamp.isoformat()
     assert _same(dict(record.payload), expected)
 
 
@@ -84,7 +85,7 @@ def test_fast_decode_turns_top_level_values_back_into_their_types() -> None:
     assert not isinstance(record, DecodeFailure)
     assert record.payload == {"id": UUID(int=3), "amount": Decimal("1.5"), "nested": {"at": at}}
     flat = DECODER._fast_fields(TRANSCODER.encode({"timestamp": at, "id": UUID(int=3)}))
-    assert flat == {"timestamp": at, "id": UUID(int=3)}
+    assert flat == ({"timestamp": at, "id": UUID(int=3)}, at.isoformat())
 
 
 def test_integers_beyond_64_bits_stay_integers() -> None:

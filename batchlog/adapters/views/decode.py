@@ -12,12 +12,13 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from eventsourcing.persistence import JSONTranscoder, Mapper, Notification
+from eventsourcing.persistence import DatetimeAsISO, JSONTranscoder, Mapper, Notification
 from eventsourcing.utils import resolve_topic
 
 from batchlog.projections.base import EventRecord
 
 _ENVELOPE = ("originator_id", "originator_version", "timestamp")
+_ISO_DATETIME = DatetimeAsISO.name
 _MARKER = b'"_type_"'
 # orjson reads an integer beyond 64 bits as a float (the json module keeps it an int). Such a
 # number has 19+ digits right after ':', ',' or '[' (the encoder writes no spaces): map digits
@@ -49,6 +50,8 @@ class NotificationDecoder:
         self._classes: dict[str, tuple[Any, int]] = {}
         transcoder = mapper.transcoder
         self._names = transcoder.names if type(transcoder) is JSONTranscoder else None
+        iso = self._names.get(_ISO_DATETIME) if self._names is not None else None
+        self._keeps_iso_text = type(iso) is DatetimeAsISO
 
     def decode(self, notification: Notification) -> EventRecord | DecodeFailure:
         """Decode one notification, or describe why it cannot be decoded."""
@@ -86,9 +89,11 @@ class NotificationDecoder:
             state = self._mapper.cipher.decrypt(state)
         if self._mapper.compressor is not None:
             state = self._mapper.compressor.decompress(state)
-        fields = self._fast_fields(state) if self._names is not None else None
-        if fields is None:
-            fields = self._mapper.transcoder.decode(state)
+        fast = self._fast_fields(state) if self._names is not None else None
+        if fast is None:
+            fields, timestamp_text = self._mapper.transcoder.decode(state), None
+        else:
+            fields, timestamp_text = fast
         from_version = fields.pop("class_version", 1)
         cls, class_version = self._event_class(topic)
         while from_version < class_version:
@@ -99,11 +104,15 @@ class NotificationDecoder:
             raise ValueError(f"event has no timestamp (got {timestamp!r})")
         for name in _ENVELOPE:
             fields.pop(name, None)
-        return EventRecord(position, str(originator_id), version, topic, timestamp, fields)
+        return EventRecord.decoded(
+            position, str(originator_id), version, topic, timestamp, fields, timestamp_text
+        )
 
-    def _fast_fields(self, state: bytes) -> dict[str, Any] | None:
+    def _fast_fields(self, state: bytes) -> tuple[dict[str, Any], str | None] | None:
         """The JSONTranscoder's result, parsed by orjson, when every transcoded value (a
-        {"_type_", "_data_"} object) is a top-level field; None sends the state the slow way."""
+        {"_type_", "_data_"} object) is a top-level field; None sends the state the slow way.
+        With it, the timestamp's stored ISO text, when it was stored as ISO text (that text is
+        `isoformat()` of the datetime it decodes to, so the history need not format it again)."""
         shape = state.translate(_NUMBER_SHAPE)
         if _LONG_NUMBERS[0] in shape or _LONG_NUMBERS[1] in shape:
             return None
@@ -114,9 +123,12 @@ class NotificationDecoder:
         if type(fields) is not dict or "_type_" in fields:
             return None
         markers = state.count(_MARKER)
-        if markers and type(fields.get("timestamp")) is dict:  # usually the only one
+        timestamp_text = None
+        if markers and type(stamp := fields.get("timestamp")) is dict:  # usually the only one
             if not self._untranscode(fields, "timestamp"):
                 return None
+            if stamp["_type_"] == _ISO_DATETIME and self._keeps_iso_text:
+                timestamp_text = stamp["_data_"]
             markers -= 1
         if markers:
             for key, value in fields.items():
@@ -124,7 +136,7 @@ class NotificationDecoder:
                     if not self._untranscode(fields, key):
                         return None
                     markers -= 1
-        return fields if markers == 0 else None
+        return (fields, timestamp_text) if markers == 0 else None
 
     def _untranscode(self, fields: dict[str, Any], key: str) -> bool:
         """Decode fields[key] if it is a transcoded value the transcoder knows."""
