@@ -142,10 +142,10 @@ class NotificationDecoder:
         """Decode fields[key] if it is a transcoded value the transcoder knows."""
         assert self._names is not None
         value = fields[key]
-        data = value.get("_data_")
-        if len(value) != 2 or type(data) is not str:
-            return False
-        transcoding = self._names.get(value["_type_"])
+        data, name = value.get("_data_"), value["_type_"]
+        if len(value) != 2 or type(data) is not str or type(name) is not str:
+            return False  # e.g. a "_type_" that is itself an object: the transcoder refuses it
+        transcoding = self._names.get(name)
         if transcoding is None:
             return False  # the slow way raises the transcoder's own error
         fields[key] = transcoding.decode(data)
