@@ -18,7 +18,7 @@ from batchlog.adapters.views import ProjectionHost, ProjectionStoppedError, Trac
 from batchlog.adapters.views.replay import rebuild_into_scratch, verify
 from batchlog.projections import PROJECTION_NAMES, QueueProjection
 from batchlog.projections import queue_view as queue_view_module
-from batchlog.projections.base import Changes, EventRecord
+from batchlog.projections.base import Changes, EventRecord, ProjectionError
 from tests.workload import World
 
 SCRIPT = [
@@ -308,3 +308,30 @@ def test_the_job_index_holds_exactly_the_job_ids_of_each_history_row(database_ur
         for table in ("history_event_jobs", "scratch_history_event_jobs"):
             index = host.views.query(f"SELECT job_id, position FROM {table}")
             assert sorted((row["job_id"], int(row["position"])) for row in index) == expected
+
+
+def test_a_rebuild_stops_at_an_undecodable_event_unless_every_view_skipped_it(database_url, store):
+    World(save=store.save).run([("add", 0)])
+    store.recorder.insert_events(
+        [
+            StoredEvent(
+                originator_id=uuid.uuid4(),
+                originator_version=1,
+                topic="batchlog.queue:Queue.Paused",
+                state=b"not json",
+            )
+        ]
+    )
+    broken = int(store.recorder.max_notification_id() or 0)
+    World(save=store.save, queue_name="other").run([("add", 1)])
+    head = int(store.recorder.max_notification_id() or 0)
+    with ProjectionHost(database_url) as host:
+        host.catch_up()
+        assert {rt["error"]["position"] for rt in host.status()} == {broken}
+        with pytest.raises(ProjectionError, match=f"cannot decode event {broken}"):
+            rebuild_into_scratch(store, host.views, dict.fromkeys(PROJECTION_NAMES, head))
+        for name in PROJECTION_NAMES:
+            host.views.skip(name, broken, "corrupt test event", "operator")
+        host.catch_up()
+        assert verify(store, host.views, list(PROJECTION_NAMES)).ok
+        assert _count(host, "history_events") == head - 1

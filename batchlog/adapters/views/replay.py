@@ -109,16 +109,34 @@ def _fold_page(
     folds: Sequence[tuple[int, set[int], Callable[[EventRecord], None]]],
 ) -> None:
     """Decode each row once and fold it into every view whose target it is within."""
+    first, last = page[0][0], page[-1][0]
+    if all(last <= target and not _any_within(skips, first, last) for target, skips, _ in folds):
+        applies = [apply for _, _, apply in folds]  # the usual page: every view takes every event
+        for row in page:
+            record = decoder.decode_row(row)
+            if isinstance(record, DecodeFailure):
+                raise _undecodable(record)
+            for apply in applies:
+                apply(record)
+        return
     for row in page:
         record = decoder.decode_row(row)
         for target, skips, apply in folds:
             if record.position > target or record.position in skips:
                 continue
             if isinstance(record, DecodeFailure):
-                raise ProjectionError(
-                    f"cannot decode event {record.position} ({record.topic}): {record.error}"
-                )
+                raise _undecodable(record)
             apply(record)
+
+
+def _any_within(positions: set[int], first: int, last: int) -> bool:
+    return any(first <= position <= last for position in positions)
+
+
+def _undecodable(failure: DecodeFailure) -> ProjectionError:
+    return ProjectionError(
+        f"cannot decode event {failure.position} ({failure.topic}): {failure.error}"
+    )
 
 
 def _pages(store: EventStore, stop: int, *, read_ahead: bool) -> Iterator[Sequence[LogRow]]:
