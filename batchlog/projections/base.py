@@ -182,12 +182,14 @@ class Projection(ABC):
         inserts, self._changes.inserts = self._changes.inserts, {}
         return Changes(inserts=inserts)
 
-    def take_changes(self) -> Changes:
-        """The changes since the last call, as copies (later folds do not alter them)."""
+    def take_changes(self, *, last: bool = False) -> Changes:
+        """The changes since the last call, as copies (later folds do not alter them); `last`:
+        nothing will be folded any more, so the rows are handed over as they are."""
         changes = self._changes
         self._changes = Changes()
-        for table, rows in changes.upserts.items():
-            changes.upserts[table] = {key: dict(row) for key, row in rows.items()}
+        if not last:
+            for table, rows in changes.upserts.items():
+                changes.upserts[table] = {key: dict(row) for key, row in rows.items()}
         return changes
 
 

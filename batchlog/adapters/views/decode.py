@@ -7,6 +7,7 @@ version's event type) still reaches the history view with its payload.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -72,11 +73,11 @@ class NotificationDecoder:
         except Exception as error:
             return DecodeFailure(row[0], row[3], error)
 
-    def decode_all(self, notifications: list[Notification]) -> list[EventRecord | DecodeFailure]:
-        """Decode notifications in order, stopping after the first failure."""
+    def decode_all(self, rows: Sequence[LogRow]) -> list[EventRecord | DecodeFailure]:
+        """Decode log rows in order, stopping after the first failure."""
         decoded: list[EventRecord | DecodeFailure] = []
-        for notification in notifications:
-            record = self.decode(notification)
+        for row in rows:
+            record = self.decode_row(row)
             decoded.append(record)
             if isinstance(record, DecodeFailure):
                 break

@@ -1,8 +1,8 @@
-"""Reading the log as plain rows for a rebuild: no Notification or UUID object per event.
+"""Reading the log as plain rows: no Notification or UUID object per event.
 
-On PostgreSQL the rebuild reads the recorder's own events table with the statement
+On PostgreSQL the rebuild and the live host read the recorder's own events table with the statement
 `select_notifications` runs (same table, order and bounds), but asks for the originator id as
-text and takes psycopg's tuples as they come: that halves the Python work of reading a page.
+text and takes psycopg's tuples as they come: that is a third of the Python work of reading a page.
 Any other recorder (SQLite, or one this module does not recognise) goes through
 `select_notifications`.
 """
@@ -17,6 +17,8 @@ from psycopg.rows import tuple_row
 
 from batchlog.adapters.store import EventStore
 from batchlog.adapters.views.decode import LogRow
+
+_LAST_POSITION = 2**63 - 1  # notification ids are BIGINT
 
 
 class LogRows:
@@ -35,8 +37,8 @@ class LogRows:
                 table=sql.Identifier(self._recorder.events_table_name),
             )
 
-    def page(self, start: int, stop: int, limit: int) -> list[LogRow]:
-        """Up to `limit` rows after position `start`, none after `stop`."""
+    def page(self, start: int, stop: int | None, limit: int) -> list[LogRow]:
+        """Up to `limit` rows after position `start`, none after `stop` (if given)."""
         if self._statement is None:
             return [
                 (n.id, n.originator_id, n.originator_version, n.topic, n.state)
@@ -48,5 +50,6 @@ class LogRows:
             self._recorder.datastore.get_connection() as connection,
             connection.cursor(row_factory=tuple_row) as cursor,
         ):
-            cursor.execute(self._statement, (start, stop, limit), prepare=True)
+            last = _LAST_POSITION if stop is None else stop
+            cursor.execute(self._statement, (start, last, limit), prepare=True)
             return cursor.fetchall()

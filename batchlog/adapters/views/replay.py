@@ -171,7 +171,10 @@ class _Writer:
 
     def write(self, projections: Iterable[Projection], *, final: bool) -> None:
         """Take the projections' rows now and write them (in the background unless final)."""
-        batch = [(p.tables, p.take_changes() if final else p.take_inserts()) for p in projections]
+        batch = [
+            (p.tables, p.take_changes(last=True) if final else p.take_inserts())
+            for p in projections
+        ]
         self._wait()
         if self._pool is not None and not final:
             self._pending = self._pool.submit(self._write, batch)
