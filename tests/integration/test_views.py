@@ -15,6 +15,7 @@ from batchlog import QueueService, ViewLagError
 from batchlog.adapters.settings import Settings
 from batchlog.adapters.store import EventStore, open_store
 from batchlog.adapters.views import ProjectionHost, ProjectionStoppedError, TrackingConflictError
+from batchlog.adapters.views.log_rows import LogRows
 from batchlog.adapters.views.replay import rebuild_into_scratch, verify
 from batchlog.projections import PROJECTION_NAMES, QueueProjection
 from batchlog.projections import queue_view as queue_view_module
@@ -335,3 +336,17 @@ def test_a_rebuild_stops_at_an_undecodable_event_unless_every_view_skipped_it(da
         host.catch_up()
         assert verify(store, host.views, list(PROJECTION_NAMES)).ok
         assert _count(host, "history_events") == head - 1
+
+
+def test_log_rows_pages_stop_at_the_stop_position_and_match_the_notifications(store):
+    _world(store)
+    head = int(store.recorder.max_notification_id() or 0)
+    rows = LogRows(store)
+    expected = [
+        (n.id, str(n.originator_id), n.originator_version, n.topic, bytes(n.state))
+        for n in store.recorder.select_notifications(start=3, limit=head, inclusive_of_start=False)
+    ]
+    page = rows.page(3, head - 2, 1000)
+    assert [(p, str(o), v, t, bytes(s)) for p, o, v, t, s in page] == expected[:-2]
+    assert [row[0] for row in rows.page(3, None, 4)] == [4, 5, 6, 7]
+    assert rows.page(head, None, 10) == []
