@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import operator
 import re
 from abc import ABC, abstractmethod
@@ -50,6 +51,38 @@ class EventRecord:
     topic: str
     timestamp: datetime
     payload: Mapping[str, Any]
+    timestamp_text: str | None = field(default=None, compare=False, repr=False)
+
+    @classmethod
+    def decoded(
+        cls,
+        position: int,
+        originator_id: str,
+        sequence: int,
+        topic: str,
+        timestamp: datetime,
+        payload: Mapping[str, Any],
+        timestamp_text: str | None,
+    ) -> EventRecord:
+        """The decoder's constructor: the same frozen record, made without the dataclass's
+        per-field object.__setattr__ (a third of the cost of decoding a small event)."""
+        record = object.__new__(cls)
+        record.__dict__.update(
+            position=position,
+            originator_id=originator_id,
+            sequence=sequence,
+            topic=topic,
+            timestamp=timestamp,
+            payload=payload,
+            timestamp_text=timestamp_text,
+        )
+        return record
+
+    @property
+    def recorded_at(self) -> str:
+        """The timestamp as ISO 8601 text: as stored, when the decoder kept that text."""
+        text = self.timestamp_text
+        return text if text is not None else self.timestamp.isoformat()
 
     @property
     def stream(self) -> Stream:
@@ -81,13 +114,20 @@ class InconsistentEventError(ProjectionError):
 
 @dataclass(frozen=True)
 class Table:
-    """A view table: its key, its columns (key included) and which columns hold JSON."""
+    """A view table: its key, its columns (key included) and which columns hold JSON.
+
+    `expands` = (source table, JSON array column) marks an index the database writes itself:
+    one row per element of that column in each row appended to the source table, the element
+    in this table's first column and the other columns copied from the source row. A
+    projection never records rows for such a table.
+    """
 
     name: str
     key: tuple[str, ...]
     columns: tuple[str, ...]
     json_columns: frozenset[str] = frozenset()
     append_only: bool = False
+    expands: tuple[str, str] | None = None
 
 
 @dataclass
@@ -142,12 +182,14 @@ class Projection(ABC):
         inserts, self._changes.inserts = self._changes.inserts, {}
         return Changes(inserts=inserts)
 
-    def take_changes(self) -> Changes:
-        """The changes since the last call, as copies (later folds do not alter them)."""
+    def take_changes(self, *, last: bool = False) -> Changes:
+        """The changes since the last call, as copies (later folds do not alter them); `last`:
+        nothing will be folded any more, so the rows are handed over as they are."""
         changes = self._changes
         self._changes = Changes()
-        for table, rows in changes.upserts.items():
-            changes.upserts[table] = {key: dict(row) for key, row in rows.items()}
+        if not last:
+            for table, rows in changes.upserts.items():
+                changes.upserts[table] = {key: dict(row) for key, row in rows.items()}
         return changes
 
 
@@ -171,7 +213,8 @@ _ENCODER = json.JSONEncoder(
     sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_jsonable
 )
 _FAST_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS
-# Where orjson's text can differ from the json module's: NaN/Infinity (orjson writes null) and
+# Where orjson's text can differ from the json module's: NaN/Infinity (orjson writes null; a
+# "null" sends the value the slow way only if a non-finite float is really inside) and
 # small floats (orjson writes 1e-7 and 0.00001 where json writes 1e-07 and 1e-05). Matches inside
 # strings are harmless: they only send that value the slow way. (`in` first: it is much faster.)
 _SMALL_EXPONENT = re.compile(rb"\de-")
@@ -188,12 +231,23 @@ def dumps(value: Any) -> str:
     except TypeError:  # non-str keys, integers beyond 64 bits, lone surrogates
         return _ENCODER.encode(value)
     if (
-        b"null" in fast
-        or b"0.0000" in fast
+        b"0.0000" in fast
         or (b"e-" in fast and _SMALL_EXPONENT.search(fast) is not None)
+        or (b"null" in fast and _has_non_finite(value))
     ):
         return _ENCODER.encode(value)
     return fast.decode()
+
+
+def _has_non_finite(value: Any) -> bool:
+    """Whether a NaN or infinity is inside (orjson writes them as null, json as NaN)."""
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(map(_has_non_finite, value.values()))
+    if isinstance(value, list | tuple | set | frozenset):
+        return any(map(_has_non_finite, value))
+    return False
 
 
 def iso(value: Any) -> str | None:

@@ -1,5 +1,6 @@
 """The history view: one row per event (position, sequence, time, type, actor, jobs, summary,
-payload), and an index from each job id to the events that touched it.
+payload), and an index from each job id to the events that touched it (written by the database
+from each row's job ids, see `Table.expands`).
 
 It records every event, known or not, so the audit trail never has holes; an event type it has
 no summary for is still recorded with its payload.
@@ -50,6 +51,7 @@ EVENT_JOBS = Table(
     key=("job_id", "position"),
     columns=("job_id", "position"),
     append_only=True,
+    expands=(EVENTS.name, "job_ids"),  # the database writes a row per job id of each event
 )
 HISTORY_EXECUTIONS = Table(
     "history_executions",
@@ -69,6 +71,7 @@ class HistoryProjection(Projection):
     def __init__(self) -> None:
         super().__init__()
         self.executions: dict[str, Row] = {}
+        self._topics: dict[str, tuple[str, str]] = {}  # topic → (stream, event type)
         self._describers: dict[str, Callable[[EventRecord], Described]] = {
             Queue.Created.TOPIC: lambda e: ("", [], f"queue {e.payload['name']!r} created"),
             Queue.JobAdded.TOPIC: _job_added,
@@ -126,26 +129,30 @@ class HistoryProjection(Projection):
         }
 
     def apply(self, event: EventRecord) -> None:
-        """Record the event's row and index it under every job it touched."""
+        """Record the event's row (the database indexes it under every job it touched)."""
+        topic = self._topics.get(event.topic)
+        if topic is None:
+            topic = self._topics[event.topic] = (event.stream, event.event_type)
+        stream, event_type = topic
         describe = self._describers.get(event.topic)
         if describe is not None:
             actor, job_ids, summary = describe(event)
-        elif event.stream == "execution":
+        elif stream == "execution":
             actor, job_ids, summary = self._execution_event(event)
         else:
-            actor, job_ids, summary = "", [], f"{event.event_type} (no summary for this type)"
+            actor, job_ids, summary = "", [], f"{event_type} (no summary for this type)"
         if len(job_ids) > 1:
             job_ids = list(dict.fromkeys(job_ids))
         self.insert(
             EVENTS.name,
             {
                 "position": event.position,
-                "stream": event.stream,
+                "stream": stream,
                 "originator_id": event.originator_id,
                 "sequence": event.sequence,
-                "recorded_at": event.timestamp.isoformat(),
+                "recorded_at": event.recorded_at,
                 "topic": event.topic,
-                "event_type": event.event_type,
+                "event_type": event_type,
                 "actor": actor,
                 "job_ids": dumps(job_ids),
                 "summary": summary,
@@ -154,8 +161,6 @@ class HistoryProjection(Projection):
                 ),
             },
         )
-        for job_id in job_ids:
-            self.insert(EVENT_JOBS.name, {"job_id": job_id, "position": event.position})
 
     def _started(self, event: EventRecord) -> Described:
         p = event.payload

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -14,10 +15,11 @@ from batchlog import QueueService, ViewLagError
 from batchlog.adapters.settings import Settings
 from batchlog.adapters.store import EventStore, open_store
 from batchlog.adapters.views import ProjectionHost, ProjectionStoppedError, TrackingConflictError
-from batchlog.adapters.views.replay import verify
+from batchlog.adapters.views.log_rows import LogRows
+from batchlog.adapters.views.replay import rebuild_into_scratch, verify
 from batchlog.projections import PROJECTION_NAMES, QueueProjection
 from batchlog.projections import queue_view as queue_view_module
-from batchlog.projections.base import Changes, EventRecord
+from batchlog.projections.base import Changes, EventRecord, ProjectionError
 from tests.workload import World
 
 SCRIPT = [
@@ -287,3 +289,64 @@ def test_large_commits_write_many_changed_rows_at_once_and_equal_a_rebuild(datab
         assert _count(host, "queue_view_executions") == 25
         report = verify(store, host.views, list(PROJECTION_NAMES))
         assert report.ok, report.differences[:3]
+
+
+def test_the_job_index_holds_exactly_the_job_ids_of_each_history_row(database_url, store):
+    """The database writes history_event_jobs from each row's job_ids, live and in a rebuild."""
+    world = _world(store)
+    world.run([("add", 5), ("add_bulk", 1), ("cancel", 5)])
+    head = int(store.recorder.max_notification_id() or 0)
+    with ProjectionHost(database_url, ["history"], page_size=7) as host:
+        host.catch_up()
+        rows = host.views.query("SELECT position, job_ids FROM history_events")
+        expected = sorted(
+            (job, int(row["position"])) for row in rows for job in json.loads(row["job_ids"])
+        )
+        assert len(expected) > len(rows) / 2, "the script should touch jobs in most events"
+        assert any(len(json.loads(row["job_ids"])) >= 3 for row in rows), "a bulk add"
+        rebuilt = rebuild_into_scratch(store, host.views, {"history": head})
+        assert rebuilt.rows == len(rows) + len(expected) + len(world.executions)
+        for table in ("history_event_jobs", "scratch_history_event_jobs"):
+            index = host.views.query(f"SELECT job_id, position FROM {table}")
+            assert sorted((row["job_id"], int(row["position"])) for row in index) == expected
+
+
+def test_a_rebuild_stops_at_an_undecodable_event_unless_every_view_skipped_it(database_url, store):
+    World(save=store.save).run([("add", 0)])
+    store.recorder.insert_events(
+        [
+            StoredEvent(
+                originator_id=uuid.uuid4(),
+                originator_version=1,
+                topic="batchlog.queue:Queue.Paused",
+                state=b"not json",
+            )
+        ]
+    )
+    broken = int(store.recorder.max_notification_id() or 0)
+    World(save=store.save, queue_name="other").run([("add", 1)])
+    head = int(store.recorder.max_notification_id() or 0)
+    with ProjectionHost(database_url) as host:
+        host.catch_up()
+        assert {rt["error"]["position"] for rt in host.status()} == {broken}
+        with pytest.raises(ProjectionError, match=f"cannot decode event {broken}"):
+            rebuild_into_scratch(store, host.views, dict.fromkeys(PROJECTION_NAMES, head))
+        for name in PROJECTION_NAMES:
+            host.views.skip(name, broken, "corrupt test event", "operator")
+        host.catch_up()
+        assert verify(store, host.views, list(PROJECTION_NAMES)).ok
+        assert _count(host, "history_events") == head - 1
+
+
+def test_log_rows_pages_stop_at_the_stop_position_and_match_the_notifications(store):
+    _world(store)
+    head = int(store.recorder.max_notification_id() or 0)
+    rows = LogRows(store)
+    expected = [
+        (n.id, str(n.originator_id), n.originator_version, n.topic, bytes(n.state))
+        for n in store.recorder.select_notifications(start=3, limit=head, inclusive_of_start=False)
+    ]
+    page = rows.page(3, head - 2, 1000)
+    assert [(p, str(o), v, t, bytes(s)) for p, o, v, t, s in page] == expected[:-2]
+    assert [row[0] for row in rows.page(3, None, 4)] == [4, 5, 6, 7]
+    assert rows.page(head, None, 10) == []

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import UTC
+from datetime import UTC, datetime
 from decimal import Decimal
 from uuid import UUID
 
@@ -15,7 +15,7 @@ from eventsourcing.persistence import (
     Notification,
     UUIDAsHex,
 )
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from batchlog.adapters.views.decode import DecodeFailure, NotificationDecoder
@@ -59,6 +59,10 @@ def _same(left: object, right: object) -> bool:
 
 
 @given(payloads, st.datetimes(timezones=st.just(UTC)))
+@example(
+    {"": {"_data_": "", "_type_": datetime(2000, 1, 1, tzinfo=UTC)}},
+    datetime(2000, 1, 1, tzinfo=UTC),
+)
 def test_fast_decode_equals_the_transcoder(payload: dict[str, object], timestamp: object) -> None:
     state = TRANSCODER.encode({"timestamp": timestamp, **payload})
     record = DECODER.decode(Notification("q", 1, TOPIC, state, 5))
@@ -70,6 +74,7 @@ def test_fast_decode_equals_the_transcoder(payload: dict[str, object], timestamp
         return
     assert not isinstance(record, DecodeFailure)
     assert record.timestamp == expected.pop("timestamp")
+    assert record.recorded_at == record.timestamp.isoformat()
     assert _same(dict(record.payload), expected)
 
 
@@ -84,7 +89,7 @@ def test_fast_decode_turns_top_level_values_back_into_their_types() -> None:
     assert not isinstance(record, DecodeFailure)
     assert record.payload == {"id": UUID(int=3), "amount": Decimal("1.5"), "nested": {"at": at}}
     flat = DECODER._fast_fields(TRANSCODER.encode({"timestamp": at, "id": UUID(int=3)}))
-    assert flat == {"timestamp": at, "id": UUID(int=3)}
+    assert flat == ({"timestamp": at, "id": UUID(int=3)}, at.isoformat())
 
 
 def test_integers_beyond_64_bits_stay_integers() -> None:

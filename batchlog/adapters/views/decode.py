@@ -7,17 +7,19 @@ version's event type) still reaches the history view with its payload.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import orjson
-from eventsourcing.persistence import JSONTranscoder, Mapper, Notification
+from eventsourcing.persistence import DatetimeAsISO, JSONTranscoder, Mapper, Notification
 from eventsourcing.utils import resolve_topic
 
 from batchlog.projections.base import EventRecord
 
 _ENVELOPE = ("originator_id", "originator_version", "timestamp")
+_ISO_DATETIME = DatetimeAsISO.name
 _MARKER = b'"_type_"'
 # orjson reads an integer beyond 64 bits as a float (the json module keeps it an int). Such a
 # number has 19+ digits right after ':', ',' or '[' (the encoder writes no spaces): map digits
@@ -26,6 +28,10 @@ _NUMBER_SHAPE = bytes(
     48 if 48 <= b <= 57 else 58 if b in b":,[" else 45 if b == 45 else 120 for b in range(256)
 )
 _LONG_NUMBERS = (b":" + b"0" * 19, b":-" + b"0" * 19)
+
+
+# One stored event as the log reader gives it: (position, originator id, version, topic, state).
+LogRow = tuple[int, Any, int, str, bytes]
 
 
 @dataclass(frozen=True)
@@ -45,36 +51,53 @@ class NotificationDecoder:
         self._classes: dict[str, tuple[Any, int]] = {}
         transcoder = mapper.transcoder
         self._names = transcoder.names if type(transcoder) is JSONTranscoder else None
+        iso = self._names.get(_ISO_DATETIME) if self._names is not None else None
+        self._keeps_iso_text = type(iso) is DatetimeAsISO
 
     def decode(self, notification: Notification) -> EventRecord | DecodeFailure:
         """Decode one notification, or describe why it cannot be decoded."""
-        try:
-            return self._decode(notification)
-        except Exception as error:
-            return DecodeFailure(notification.id, notification.topic, error)
+        return self.decode_row(
+            (
+                notification.id,
+                notification.originator_id,
+                notification.originator_version,
+                notification.topic,
+                notification.state,
+            )
+        )
 
-    def decode_all(self, notifications: list[Notification]) -> list[EventRecord | DecodeFailure]:
-        """Decode notifications in order, stopping after the first failure."""
+    def decode_row(self, row: LogRow) -> EventRecord | DecodeFailure:
+        """Decode one (position, originator id, version, topic, state) row of the log."""
+        try:
+            return self._decode(*row)
+        except Exception as error:
+            return DecodeFailure(row[0], row[3], error)
+
+    def decode_all(self, rows: Sequence[LogRow]) -> list[EventRecord | DecodeFailure]:
+        """Decode log rows in order, stopping after the first failure."""
         decoded: list[EventRecord | DecodeFailure] = []
-        for notification in notifications:
-            record = self.decode(notification)
+        for row in rows:
+            record = self.decode_row(row)
             decoded.append(record)
             if isinstance(record, DecodeFailure):
                 break
         return decoded
 
-    def _decode(self, notification: Notification) -> EventRecord:
-        state = notification.state
+    def _decode(
+        self, position: int, originator_id: Any, version: int, topic: str, state: bytes
+    ) -> EventRecord:
         if self._mapper.cipher is not None:
             state = self._mapper.cipher.decrypt(state)
         if self._mapper.compressor is not None:
             state = self._mapper.compressor.decompress(state)
-        fields = self._fast_fields(state) if self._names is not None else None
-        if fields is None:
-            fields = self._mapper.transcoder.decode(state)
+        fast = self._fast_fields(state) if self._names is not None else None
+        if fast is None:
+            fields, timestamp_text = self._mapper.transcoder.decode(state), None
+        else:
+            fields, timestamp_text = fast
         from_version = fields.pop("class_version", 1)
-        cls, version = self._event_class(notification.topic)
-        while from_version < version:
+        cls, class_version = self._event_class(topic)
+        while from_version < class_version:
             getattr(cls, f"upcast_v{from_version}_v{from_version + 1}")(fields)
             from_version += 1
         timestamp = fields.pop("timestamp", None)
@@ -82,18 +105,15 @@ class NotificationDecoder:
             raise ValueError(f"event has no timestamp (got {timestamp!r})")
         for name in _ENVELOPE:
             fields.pop(name, None)
-        return EventRecord(
-            position=notification.id,
-            originator_id=str(notification.originator_id),
-            sequence=notification.originator_version,
-            topic=notification.topic,
-            timestamp=timestamp,
-            payload=fields,
+        return EventRecord.decoded(
+            position, str(originator_id), version, topic, timestamp, fields, timestamp_text
         )
 
-    def _fast_fields(self, state: bytes) -> dict[str, Any] | None:
+    def _fast_fields(self, state: bytes) -> tuple[dict[str, Any], str | None] | None:
         """The JSONTranscoder's result, parsed by orjson, when every transcoded value (a
-        {"_type_", "_data_"} object) is a top-level field; None sends the state the slow way."""
+        {"_type_", "_data_"} object) is a top-level field; None sends the state the slow way.
+        With it, the timestamp's stored ISO text, when it was stored as ISO text (that text is
+        `isoformat()` of the datetime it decodes to, so the history need not format it again)."""
         shape = state.translate(_NUMBER_SHAPE)
         if _LONG_NUMBERS[0] in shape or _LONG_NUMBERS[1] in shape:
             return None
@@ -104,9 +124,12 @@ class NotificationDecoder:
         if type(fields) is not dict or "_type_" in fields:
             return None
         markers = state.count(_MARKER)
-        if markers and type(fields.get("timestamp")) is dict:  # usually the only one
+        timestamp_text = None
+        if markers and type(stamp := fields.get("timestamp")) is dict:  # usually the only one
             if not self._untranscode(fields, "timestamp"):
                 return None
+            if stamp["_type_"] == _ISO_DATETIME and self._keeps_iso_text:
+                timestamp_text = stamp["_data_"]
             markers -= 1
         if markers:
             for key, value in fields.items():
@@ -114,16 +137,16 @@ class NotificationDecoder:
                     if not self._untranscode(fields, key):
                         return None
                     markers -= 1
-        return fields if markers == 0 else None
+        return (fields, timestamp_text) if markers == 0 else None
 
     def _untranscode(self, fields: dict[str, Any], key: str) -> bool:
         """Decode fields[key] if it is a transcoded value the transcoder knows."""
         assert self._names is not None
         value = fields[key]
-        data = value.get("_data_")
-        if len(value) != 2 or type(data) is not str:
-            return False
-        transcoding = self._names.get(value["_type_"])
+        data, name = value.get("_data_"), value["_type_"]
+        if len(value) != 2 or type(data) is not str or type(name) is not str:
+            return False  # e.g. a "_type_" that is itself an object: the transcoder refuses it
+        transcoding = self._names.get(name)
         if transcoding is None:
             return False  # the slow way raises the transcoder's own error
         fields[key] = transcoding.decode(data)

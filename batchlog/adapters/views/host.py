@@ -26,6 +26,7 @@ from psycopg import sql
 from batchlog.adapters.migrations import migrate
 from batchlog.adapters.store import EventStore, open_store
 from batchlog.adapters.views.decode import DecodeFailure, NotificationDecoder
+from batchlog.adapters.views.log_rows import LogRows
 from batchlog.adapters.views.store import TrackingConflictError, ViewStore
 from batchlog.projections import PROJECTION_NAMES, PROJECTIONS
 from batchlog.projections.base import EventRecord, Projection
@@ -74,6 +75,7 @@ class ProjectionHost:
         if self.views.dialect == "sqlite":
             _ensure_sqlite_views(database_url, self.views)
         self.decoder = NotificationDecoder(self.store.mapper)
+        self._log = LogRows(self.store)
         self._runtimes = {name: _Runtime(name, chosen[name]) for name in names}
         self.poll_interval = poll_interval
         self.page_size = page_size
@@ -144,16 +146,14 @@ class ProjectionHost:
                 if not active:
                     break
                 start = min(rt.position for rt in active)
-                notifications = self.store.recorder.select_notifications(
-                    start=start, limit=self.page_size, inclusive_of_start=False
-                )
-                if not notifications:
+                rows = self._log.page(start, None, self.page_size)
+                if not rows:
                     break
-                records = self.decoder.decode_all(list(notifications))
+                records = self.decoder.decode_all(rows)
                 for rt in active:
                     applied += self._apply(rt, records)
                 pages += 1
-                if len(notifications) < self.page_size or isinstance(records[-1], DecodeFailure):
+                if len(rows) < self.page_size or isinstance(records[-1], DecodeFailure):
                     break
             return applied
 

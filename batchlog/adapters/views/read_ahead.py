@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
 
-from eventsourcing.persistence import Notification
-
-Page = Sequence[Notification]
+Page = Sequence[Any]
 
 
 class ReadAhead:

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from batchlog.adapters.store import EventStore
-from batchlog.adapters.views.decode import DecodeFailure, NotificationDecoder
-from batchlog.adapters.views.read_ahead import Page, ReadAhead
+from batchlog.adapters.views.decode import DecodeFailure, LogRow, NotificationDecoder
+from batchlog.adapters.views.log_rows import LogRows
+from batchlog.adapters.views.read_ahead import ReadAhead
 from batchlog.adapters.views.store import SCRATCH_PREFIX, ViewStore
 from batchlog.projections import PROJECTIONS
-from batchlog.projections.base import Projection, ProjectionError, Table
+from batchlog.projections.base import Changes, EventRecord, Projection, ProjectionError, Table
 
 FLUSH_EVERY = 5_000  # events; appended rows are written (and freed) after each page
 PAGE_SIZE = 5_000
@@ -53,62 +57,151 @@ def rebuild_into_scratch(
     tables: list[Table] = [t for p in projections.values() for t in p.tables]
     views.create_scratch(tables)
     skipped = {name: {int(s["position"]) for s in views.skips(name)} for name in targets}
-    decoder = NotificationDecoder(store.mapper)
     result = RebuildResult(targets=dict(targets))
     started = time.perf_counter()
-    stop, pending = max(targets.values(), default=0), 0
-    folds = [(targets[name], skipped[name], p.apply) for name, p in projections.items()]
-    for page in _pages(store, stop, read_ahead=views.dialect == "postgres"):
-        for notification in page:
-            record = decoder.decode(notification)
-            for target, skips, apply in folds:
-                if record.position > target or record.position in skips:
-                    continue
-                if isinstance(record, DecodeFailure):
-                    raise ProjectionError(
-                        f"cannot decode event {record.position} ({record.topic}): {record.error}"
-                    )
-                apply(record)
-        result.events += len(page)
-        pending += len(page)
-        if pending >= FLUSH_EVERY:
-            result.rows += _flush(views, projections.values(), final=False)
-            pending = 0
-    result.rows += _flush(views, projections.values(), final=True)
+    with _collection_paused():
+        _fold_log(store, views, projections, targets, skipped, result)
     result.seconds = time.perf_counter() - started
     return result
 
 
-def _pages(store: EventStore, stop: int, *, read_ahead: bool) -> Iterator[Page]:
+@contextlib.contextmanager
+def _collection_paused() -> Iterator[None]:
+    """No cyclic garbage collection while rebuilding: the rebuild makes no reference cycles,
+    but the rows it keeps until the final flush made each collection rescan them all."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _fold_log(
+    store: EventStore,
+    views: ViewStore,
+    projections: dict[str, Projection],
+    targets: dict[str, int],
+    skipped: dict[str, set[int]],
+    result: RebuildResult,
+) -> None:
+    """Fold every event up to the targets into the projections and write their rows."""
+    decoder = NotificationDecoder(store.mapper)
+    stop, pending = max(targets.values(), default=0), 0
+    folds = [(targets[name], skipped[name], p.apply) for name, p in projections.items()]
+    postgres = views.dialect == "postgres"
+    with _Writer(views, background=postgres) as writer:
+        for page in _pages(store, stop, read_ahead=postgres):
+            _fold_page(decoder, page, folds)
+            result.events += len(page)
+            pending += len(page)
+            if pending >= FLUSH_EVERY:
+                writer.write(projections.values(), final=False)
+                pending = 0
+        writer.write(projections.values(), final=True)
+    result.rows = writer.rows
+
+
+def _fold_page(
+    decoder: NotificationDecoder,
+    page: Sequence[LogRow],
+    folds: Sequence[tuple[int, set[int], Callable[[EventRecord], None]]],
+) -> None:
+    """Decode each row once and fold it into every view whose target it is within."""
+    first, last = page[0][0], page[-1][0]
+    if all(last <= target and not _any_within(skips, first, last) for target, skips, _ in folds):
+        applies = [apply for _, _, apply in folds]  # the usual page: every view takes every event
+        for row in page:
+            record = decoder.decode_row(row)
+            if isinstance(record, DecodeFailure):
+                raise _undecodable(record)
+            for apply in applies:
+                apply(record)
+        return
+    for row in page:
+        record = decoder.decode_row(row)
+        for target, skips, apply in folds:
+            if record.position > target or record.position in skips:
+                continue
+            if isinstance(record, DecodeFailure):
+                raise _undecodable(record)
+            apply(record)
+
+
+def _any_within(positions: set[int], first: int, last: int) -> bool:
+    return any(first <= position <= last for position in positions)
+
+
+def _undecodable(failure: DecodeFailure) -> ProjectionError:
+    return ProjectionError(
+        f"cannot decode event {failure.position} ({failure.topic}): {failure.error}"
+    )
+
+
+def _pages(store: EventStore, stop: int, *, read_ahead: bool) -> Iterator[Sequence[LogRow]]:
     """The log up to `stop` in pages; the next page is read while the caller folds this one."""
-
-    def read(start: int) -> Page:
-        return store.recorder.select_notifications(
-            start=start, limit=PAGE_SIZE, stop=stop, inclusive_of_start=False
-        )
-
+    rows = LogRows(store)
     position = 0
-    with ReadAhead(read, enabled=read_ahead) as pages:
+    with ReadAhead(lambda start: rows.page(start, stop, PAGE_SIZE), enabled=read_ahead) as pages:
         while position < stop:
             page = pages.page(position)
             if not page:
                 return
-            position = page[-1].id
+            position = page[-1][0]
             if position < stop:
                 pages.ahead(position)
             yield page
 
 
-def _flush(views: ViewStore, projections: Iterable[Projection], *, final: bool) -> int:
-    """Write appended rows now; keep upserted rows (last one wins) until the final flush, so
-    each is written once, in bulk, into its empty scratch table."""
-    written = 0
-    with views.transaction() as cursor:
-        for projection in projections:
-            changes = projection.take_changes() if final else projection.take_inserts()
-            written += changes.row_count()
-            views.write(cursor, projection.tables, changes, prefix=SCRATCH_PREFIX, empty=True)
-    return written
+class _Writer:
+    """Writes the folded rows into the scratch tables: appended rows after each page, upserted
+    rows (last one wins) once, at the end, each in bulk into its empty table.
+
+    With `background` (PostgreSQL) a page's rows are written by a thread while the next pages
+    are folded, so the fold does not wait for the server; one write at a time (one connection),
+    and the final write waits for the one before it.
+    """
+
+    def __init__(self, views: ViewStore, *, background: bool) -> None:
+        self._views = views
+        self._pool = ThreadPoolExecutor(1, "batchlog-write") if background else None
+        self._pending: Future[None] | None = None
+        self.rows = 0  # written so far (read it after the final write)
+
+    def write(self, projections: Iterable[Projection], *, final: bool) -> None:
+        """Take the projections' rows now and write them (in the background unless final)."""
+        batch = [
+            (p.tables, p.take_changes(last=True) if final else p.take_inserts())
+            for p in projections
+        ]
+        self._wait()
+        if self._pool is not None and not final:
+            self._pending = self._pool.submit(self._write, batch)
+        else:
+            self._write(batch)
+
+    def _write(self, batch: Sequence[tuple[Sequence[Table], Changes]]) -> None:
+        with self._views.transaction() as cursor:
+            for tables, changes in batch:
+                self.rows += self._views.write(
+                    cursor, tables, changes, prefix=SCRATCH_PREFIX, empty=True
+                )
+
+    def _wait(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def __enter__(self) -> _Writer:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        try:
+            self._wait()
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
 
 
 def verify(

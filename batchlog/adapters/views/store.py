@@ -195,8 +195,10 @@ class ViewStore:
         prefix: str = "",
         *,
         empty: bool = False,
-    ) -> None:
-        """Write upserts and inserts (into prefixed copies when asked; `empty`: bulk-insert)."""
+    ) -> int:
+        """Write upserts and inserts (into prefixed copies when asked; `empty`: bulk-insert)
+        and the index rows the database derives from them; returns how many rows in all."""
+        written = changes.row_count()
         for table in tables:
             upserts = changes.upserts.get(table.name)
             if upserts and empty:
@@ -206,6 +208,37 @@ class ViewStore:
             inserts = changes.inserts.get(table.name)
             if inserts:
                 self._insert(cursor, table, prefix + table.name, inserts)
+        by_name = {table.name: table for table in tables}
+        for table in tables:
+            if table.expands is not None:
+                written += self._expand(cursor, table, by_name[table.expands[0]], changes, prefix)
+        return written
+
+    def _expand(
+        self, cursor: Any, table: Table, source: Table, changes: Changes, prefix: str
+    ) -> int:
+        """Write an index table's rows from the rows just appended to its source table."""
+        appended = changes.inserts.get(source.name)
+        if not appended:
+            return 0
+        (key,) = source.key
+        positions = [row[key] for row in appended]
+        element, *copied = table.columns
+        column = table.expands[1] if table.expands else ""
+        elements = (
+            f"CROSS JOIN LATERAL json_array_elements_text(s.{column}::json) AS j(value)"
+            if self.dialect == "postgres"
+            else f"CROSS JOIN json_each(s.{column}) AS j"
+        )
+        cursor.execute(
+            self._sql(
+                f"INSERT INTO {prefix}{table.name} ({element}, {', '.join(copied)}) "
+                f"SELECT j.value, {', '.join('s.' + c for c in copied)} "
+                f"FROM {prefix}{source.name} s {elements} WHERE s.{key} BETWEEN ? AND ?"
+            ),
+            (min(positions), max(positions)),
+        )
+        return int(cursor.rowcount)
 
     @staticmethod
     def _values(table: Table, row: Mapping[str, Any]) -> Sequence[Any]:
