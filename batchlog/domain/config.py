@@ -268,18 +268,20 @@ def _seeds_per_prompt(parsed: InferenceConfig, ids: tuple[str, ...]) -> list[int
 
 
 def _parameters(parsed: InferenceConfig, negative_prompt: str) -> ExecutionParameters:
-    return ExecutionParameters(
-        model=parsed.model,
-        num_steps=parsed.num_steps,
-        guidance=float(parsed.guidance),
-        sigma_max=float(parsed.sigma_max),
-        fps=parsed.fps,
-        width=parsed.width,
-        height=parsed.height,
-        frames=parsed.frames,
-        blur_strength=parsed.blur_strength,
-        canny_threshold=parsed.canny_threshold,
-        negative_prompt=negative_prompt,
+    return ExecutionParameters.from_payload(
+        {
+            "model": parsed.model,
+            "num_steps": parsed.num_steps,
+            "guidance": parsed.guidance,
+            "sigma_max": parsed.sigma_max,
+            "fps": parsed.fps,
+            "width": parsed.width,
+            "height": parsed.height,
+            "frames": parsed.frames,
+            "blur_strength": parsed.blur_strength,
+            "canny_threshold": parsed.canny_threshold,
+            "negative_prompt": negative_prompt,
+        }
     )
 
 

@@ -45,20 +45,29 @@ class ExecutionParameters:
 
     @classmethod
     def from_payload(cls, payload: Mapping[str, Any]) -> ExecutionParameters:
-        """Rebuild from to_payload()'s dict, normalizing numbers (5 == 5.0)."""
-        return cls(
-            model=str(payload["model"]),
-            num_steps=int(payload["num_steps"]),
-            guidance=float(payload["guidance"]),
-            sigma_max=float(payload["sigma_max"]),
-            fps=int(payload["fps"]),
-            width=int(payload["width"]),
-            height=int(payload["height"]),
-            frames=int(payload["frames"]),
-            blur_strength=str(payload["blur_strength"]),
-            canny_threshold=str(payload["canny_threshold"]),
-            negative_prompt=str(payload["negative_prompt"]),
+        """Rebuild from to_payload()'s dict, normalizing numbers (5 == 5.0).
+
+        Equal parameters come back as one shared (immutable) object, so a queue of 100k runs
+        holds a few parameter objects, and grouping runs by them is mostly identity checks.
+        """
+        return _shared_parameters(
+            str(payload["model"]),
+            int(payload["num_steps"]),
+            float(payload["guidance"]),
+            float(payload["sigma_max"]),
+            int(payload["fps"]),
+            int(payload["width"]),
+            int(payload["height"]),
+            int(payload["frames"]),
+            str(payload["blur_strength"]),
+            str(payload["canny_threshold"]),
+            str(payload["negative_prompt"]),
         )
+
+
+@lru_cache(maxsize=4096)
+def _shared_parameters(*fields: Any) -> ExecutionParameters:
+    return ExecutionParameters(*fields)
 
 
 @lru_cache(maxsize=1024)
