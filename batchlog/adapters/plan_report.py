@@ -16,6 +16,7 @@ from uuid import UUID
 from batchlog.adapters.calibration import ExecutionHistory, ExecutionRecord
 from batchlog.adapters.store import EventStore, translate_store_errors
 from batchlog.domain.errors import UnknownAnalysisError
+from batchlog.domain.plan_record import batch_run_count
 from batchlog.domain.queue import Queue
 
 
@@ -81,7 +82,7 @@ def build_report(
             {
                 "index": index,
                 "job_id": job_id,
-                "runs": len(planned["run_ids"]),
+                "runs": batch_run_count(planned),
                 "controls": list(planned["controls"]),
                 "estimated_seconds": estimated,
                 "measured_seconds": measured,

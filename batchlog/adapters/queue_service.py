@@ -20,7 +20,7 @@ from eventsourcing.persistence import IntegrityError
 from batchlog.adapters.calibration import Calibration, ExecutionHistory
 from batchlog.adapters.plan_report import executed_plan_reports, plan_report
 from batchlog.adapters.settings import Settings
-from batchlog.adapters.status import analysis_view, reorganize_message
+from batchlog.adapters.status import analysis_preview, analysis_view, reorganize_message
 from batchlog.adapters.store import (
     EventStore,
     load_or_create_queue,
@@ -28,7 +28,7 @@ from batchlog.adapters.store import (
     translate_store_errors,
 )
 from batchlog.adapters.views.reads import ViewReader
-from batchlog.domain.batching import Mode, plan_smart_batches
+from batchlog.domain.batching import Mode, collector_paused, plan_smart_batches
 from batchlog.domain.config import (
     PromptFacts,
     ValidatedJob,
@@ -256,20 +256,23 @@ class QueueService:
                 return None
             queue.record_analysis(analysis_id, plan, self.actor)
             assert queue.latest_analysis is not None
-            return analysis_view(queue.latest_analysis)
+            return analysis_view(queue.latest_analysis, queue)
 
-        return self._command(command, retry=True)
+        # The plan, its Analyzed event and the returned view allocate objects that all
+        # survive the call; the collector would rescan the whole queue for nothing meanwhile.
+        with collector_paused():
+            return self._command(command, retry=True)
 
     def get_smart_batch_preview(self) -> str:
         """The preview of the latest analysis while it is fresh; empty otherwise."""
         fresh = self.load_queue().fresh_analysis()
-        return "" if fresh is None else str(fresh["preview"])
+        return "" if fresh is None else analysis_preview(fresh)
 
     def get_analysis(self) -> dict[str, Any] | None:
         """The latest analysis while it is fresh, as analyze returned it."""
         queue = self.load_queue()
         fresh = queue.fresh_analysis()
-        return None if fresh is None else analysis_view(fresh)
+        return None if fresh is None else analysis_view(fresh, queue)
 
     def execute_smart_batches(self, analysis_id: str | None = None) -> dict[str, Any]:
         """Reorganize the queue by an analysis (the latest by default); refuse a stale one."""

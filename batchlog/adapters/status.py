@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from batchlog.domain.batching import render_preview
 from batchlog.domain.controls import ordered_controls
+from batchlog.domain.errors import StaleAnalysisError
 from batchlog.domain.jobs import QueueItem
+from batchlog.domain.plan_record import expanded_batches
+from batchlog.domain.queue import Queue
 
 
 def _plural(n: int, noun: str) -> str:
@@ -44,11 +48,19 @@ def item_view(item: QueueItem, position: int | None) -> dict[str, Any]:
     return view
 
 
-def analysis_view(recorded: dict[str, Any]) -> dict[str, Any]:
-    """An analysis as analyze_queue_for_smart_batching() returns it."""
-    batches = []
-    for index, batch in enumerate(recorded["batches"], start=1):
-        batches.append({"index": index, "size": len(batch["run_ids"]), **batch})
+def analysis_view(recorded: dict[str, Any], queue: Queue) -> dict[str, Any]:
+    """A fresh analysis as analyze_queue_for_smart_batching() returns it.
+
+    The recorded batches are compact; run ids and parameters come from the queue, which is
+    at the analysed sequence while the analysis is fresh.
+    """
+    if recorded["sequence"] != queue.version:
+        raise StaleAnalysisError()
+    expanded = expanded_batches(recorded["batches"], recorded["parameter_sets"], queue.items)
+    batches = [
+        {"index": index, "size": len(batch["run_ids"]), **batch}
+        for index, batch in enumerate(expanded, start=1)
+    ]
     return {
         "analysis_id": recorded["analysis_id"],
         "sequence": recorded["sequence"],
@@ -56,5 +68,12 @@ def analysis_view(recorded: dict[str, Any]) -> dict[str, Any]:
         "batch_size": recorded["batch_size"],
         "batches": batches,
         "efficiency": dict(recorded["efficiency"]),
-        "preview": recorded["preview"],
+        "preview": analysis_preview(recorded),
     }
+
+
+def analysis_preview(recorded: dict[str, Any]) -> str:
+    """The preview of a recorded analysis (rendered from its batches; it is not stored)."""
+    return render_preview(
+        recorded["mode"], recorded["batch_size"], recorded["batches"], recorded["efficiency"]
+    )

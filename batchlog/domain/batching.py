@@ -12,6 +12,7 @@ import contextlib
 import functools
 import gc
 import itertools
+import operator
 from collections import defaultdict, deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -24,18 +25,24 @@ from batchlog.domain.cost_model import (
     memory_safe_batch_size,
     seconds_from_terms,
 )
-from batchlog.domain.jobs import ExecutionParameters, QueueItem, Run
+from batchlog.domain.jobs import BATCHABLE_JOB_TYPES, ExecutionParameters, QueueItem, Run
+from batchlog.domain.plan_record import batch_run_count
 
 Mode = Literal["strict", "mixed"]
 MODES: tuple[Mode, ...] = ("strict", "mixed")
 _OPEN_BATCHES_SEARCHED = 8
 _BUCKET_DEPTH_SEARCHED = 4
 _NO_HELP_THRESHOLD = 1.05
+_ORDER_KEY = operator.attrgetter("order_key")
 
 
 @dataclass(frozen=True)
 class PlannedBatch:
-    """One batch of a plan: its runs, the controls computed per sample, and its place."""
+    """One batch of a plan: its runs, the controls computed per sample, and its place.
+
+    run_sources says where each run was queued: (index into source_job_ids, index of the run
+    in that job's runs).
+    """
 
     runs: tuple[Run, ...]
     controls: frozenset[str]
@@ -43,19 +50,20 @@ class PlannedBatch:
     source_job_ids: tuple[str, ...]
     priority: int
     position: tuple[int, int]
+    run_sources: tuple[tuple[int, int], ...]
 
     @property
     def size(self) -> int:
         """Number of runs."""
         return len(self.runs)
 
-    def to_payload(self, estimated_seconds: float) -> dict[str, Any]:
-        """The batch as recorded in an Analyzed event."""
+    def to_payload(self, estimated_seconds: float, parameter_set: int) -> dict[str, Any]:
+        """The batch as recorded in an Analyzed event (see batchlog.domain.plan_record)."""
         return {
-            "run_ids": [run.run_id for run in self.runs],
             "source_job_ids": list(self.source_job_ids),
+            "runs": [[source, index] for source, index in self.run_sources],
             "controls": ordered_controls(self.controls),
-            "parameters": self.parameters.to_payload(),
+            "parameter_set": parameter_set,
             "priority": self.priority,
             "position": list(self.position),
             "estimated_seconds": estimated_seconds,
@@ -72,54 +80,52 @@ class SmartBatchPlan:
     efficiency: dict[str, Any]
     batch_seconds: tuple[float, ...]
 
+    def parameter_sets(self) -> list[ExecutionParameters]:
+        """The distinct execution parameters of the batches, in order of first use."""
+        return list(self._parameter_set_index())
+
+    def parameter_sets_payload(self) -> list[dict[str, Any]]:
+        """parameter_sets() as recorded in an Analyzed event."""
+        return [parameters.to_payload() for parameters in self._parameter_set_index()]
+
     def batches_payload(self) -> list[dict[str, Any]]:
-        """The batches as recorded in an Analyzed event."""
+        """The batches as recorded in an Analyzed event, naming parameter_sets() by index."""
+        index = self._parameter_set_index()
         return [
-            batch.to_payload(seconds)
+            batch.to_payload(seconds, index[batch.parameters])
             for batch, seconds in zip(self.batches, self.batch_seconds, strict=True)
         ]
+
+    def _parameter_set_index(self) -> dict[ExecutionParameters, int]:
+        index: dict[ExecutionParameters, int] = {}
+        seen: set[int] = set()
+        for batch in self.batches:
+            if id(batch.parameters) not in seen:
+                seen.add(id(batch.parameters))
+                index.setdefault(batch.parameters, len(index))
+        return index
 
 
 def filter_batchable_jobs(jobs: Iterable[QueueItem]) -> list[QueueItem]:
     """The queued inference and batch_inference jobs, in queue order."""
     return sorted(
-        (job for job in jobs if job.batchable and job.status == "queued" and job.runs),
-        key=lambda job: job.order_key,
+        (
+            job
+            for job in jobs
+            if job.job_type in BATCHABLE_JOB_TYPES and job.status == "queued" and job.runs
+        ),
+        key=_ORDER_KEY,
     )
 
 
 def group_runs_strict(jobs: Iterable[QueueItem], max_batch_size: int) -> list[PlannedBatch]:
     """Group runs with identical execution parameters and control signature."""
-    groups: dict[tuple[ExecutionParameters, frozenset[str]], list[_Unit]] = defaultdict(list)
-    for unit in _units(filter_batchable_jobs(jobs)):
-        first = unit.runs[0].controls
-        if all(run.controls == first for run in unit.runs):
-            groups[(unit.parameters, first)].append(unit)
-            continue
-        by_signature: dict[frozenset[str], list[Run]] = defaultdict(list)
-        for run in unit.runs:
-            by_signature[run.controls].append(run)
-        for signature, runs in by_signature.items():
-            groups[(unit.parameters, signature)].append(
-                _unit(unit.job, unit.parameters, tuple(runs))
-            )
-    built: list[_Building] = []
-    serials = itertools.count()
-    for (_, signature), units in groups.items():
-        built.extend(_first_fit(units, _cap(max_batch_size, len(signature)), serials))
-    return _finish(built)
+    return _finish(_strict_batches(_units(filter_batchable_jobs(jobs)), max_batch_size))
 
 
 def group_runs_mixed(jobs: Iterable[QueueItem], max_batch_size: int) -> list[PlannedBatch]:
     """Group runs with identical execution parameters, packing overlapping control sets together."""
-    groups: dict[ExecutionParameters, list[_Unit]] = defaultdict(list)
-    for unit in _units(filter_batchable_jobs(jobs)):
-        groups[unit.parameters].append(unit)
-    built: list[_Building] = []
-    serials = itertools.count()
-    for units in groups.values():
-        built.extend(_pack_by_overlap(units, max_batch_size, serials))
-    return _finish(built)
+    return _finish(_mixed_batches(_units(filter_batchable_jobs(jobs)), max_batch_size))
 
 
 def calculate_batch_efficiency(
@@ -135,24 +141,9 @@ def calculate_batch_efficiency(
     Both sides are priced by the same model, including the cost of each control-set change
     between consecutive invocations, so the speedup is exactly what the model predicts.
     """
-    batched_invocations = [(b.size, b.controls, b.parameters) for b in batches]
-    as_is = _as_is_invocations(filter_batchable_jobs(original_jobs), max_batch_size)
-    batched = sum(_sequence_estimates(batched_invocations, coefficients))
-    unbatched = sum(_sequence_estimates(as_is, coefficients))
-    source_jobs = {job_id for batch in batches for job_id in batch.source_job_ids}
-    speedup = unbatched / batched if batched > 0 else 1.0
-    return {
-        "total_runs": sum(batch.size for batch in batches),
-        "original_jobs": len(source_jobs),
-        "total_batches": len(batches),
-        "speedup": speedup,
-        "mode": mode,
-        "estimated_seconds_unbatched": unbatched,
-        "estimated_seconds_batched": batched,
-        "control_set_changes_unbatched": _changes(as_is),
-        "control_set_changes_batched": _changes(batched_invocations),
-        "basis": coefficients.basis_for({p for _, _, p in batched_invocations + as_is}),
-    }
+    batched = _Priced([(b.size, b.controls, b.parameters) for b in batches], coefficients)
+    as_is = _as_is_invocations(_units(filter_batchable_jobs(original_jobs)), max_batch_size)
+    return _efficiency(batches, batched, _Priced(as_is, coefficients), mode, coefficients)
 
 
 def plan_smart_batches(
@@ -161,28 +152,30 @@ def plan_smart_batches(
     batch_size: int,
     coefficients: CostCoefficients = DEFAULT_COEFFICIENTS,
 ) -> SmartBatchPlan | None:
-    """Analyze queued jobs in one mode; None when nothing is batchable."""
-    grouping = group_runs_strict if mode == "strict" else group_runs_mixed
-    with _collector_paused():
-        jobs = filter_batchable_jobs(jobs)
-        batches = grouping(jobs, batch_size)
+    """Analyze queued jobs in one mode; None when nothing is batchable.
+
+    The same as grouping and then calculate_batch_efficiency, with the queue filtered and cut
+    into units once and each batch priced once.
+    """
+    grouping = _strict_batches if mode == "strict" else _mixed_batches
+    with collector_paused():
+        units = _units(filter_batchable_jobs(jobs))
+        batches = _finish(grouping(units, batch_size))
         if not batches:
             return None
-        efficiency = calculate_batch_efficiency(
-            batches, jobs, mode, max_batch_size=batch_size, coefficients=coefficients
-        )
-        seconds = tuple(
-            _sequence_estimates([(b.size, b.controls, b.parameters) for b in batches], coefficients)
-        )
-    return SmartBatchPlan(mode, batch_size, tuple(batches), efficiency, seconds)
+        batched = _Priced([(b.size, b.controls, b.parameters) for b in batches], coefficients)
+        as_is = _Priced(_as_is_invocations(units, batch_size), coefficients)
+        efficiency = _efficiency(batches, batched, as_is, mode, coefficients)
+    return SmartBatchPlan(mode, batch_size, tuple(batches), efficiency, tuple(batched.seconds))
 
 
 @contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause CPython's cyclic garbage collector while a plan is built.
+def collector_paused() -> Iterator[None]:
+    """Pause CPython's cyclic garbage collector while a plan is built (and recorded).
 
     A plan allocates a few objects per run and all of them survive, so the collector would
     rescan the whole queue several times for nothing (half the analysis time at 100k runs).
+    Nesting is fine: only the outermost pause turns the collector back on.
     """
     was_enabled = gc.isenabled()
     gc.disable()
@@ -196,7 +189,10 @@ def _collector_paused() -> Iterator[None]:
 def render_preview(
     mode: str, batch_size: int, batches: Sequence[Mapping[str, Any]], efficiency: Mapping[str, Any]
 ) -> str:
-    """The human-readable preview of an analysis, in the guide's format."""
+    """The human-readable preview of an analysis, in the guide's format.
+
+    batches: as an Analyzed event records them (SmartBatchPlan.batches_payload()).
+    """
     title = "Strict" if mode == "strict" else "Mixed"
     description = (
         "Strict (identical controls only, faster execution)"
@@ -219,13 +215,15 @@ def render_preview(
         "",
         "Batch breakdown:",
     ]
+    described: dict[tuple[str, ...], str] = {}
     for index, batch in enumerate(batches, start=1):
-        runs = len(batch["run_ids"])
+        runs = batch_run_count(batch)
         jobs = len(batch["source_job_ids"])
-        lines.append(
-            f"  Batch {index}: {_count(runs, 'run')} from {_count(jobs, 'job')} "
-            f"({describe_controls(batch['controls'])})"
-        )
+        controls = tuple(batch["controls"])
+        shown = described.get(controls)
+        if shown is None:
+            shown = described[controls] = describe_controls(controls)
+        lines.append(f"  Batch {index}: {_count(runs, 'run')} from {_count(jobs, 'job')} ({shown})")
     return "\n".join(lines)
 
 
@@ -234,55 +232,67 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun if n == 1 else plural}"
 
 
-@dataclass(frozen=True)
 class _Unit:
-    job: QueueItem
-    parameters: ExecutionParameters
-    runs: tuple[Run, ...]
-    controls: frozenset[str]
+    """Runs of one job that share execution parameters (strict: and a control signature)."""
 
+    __slots__ = ("controls", "job", "parameters", "runs")
 
-def _unit(job: QueueItem, parameters: ExecutionParameters, runs: tuple[Run, ...]) -> _Unit:
-    controls = (
-        runs[0].controls if len(runs) == 1 else frozenset().union(*(r.controls for r in runs))
-    )
-    return _Unit(job, parameters, runs, controls)
-
-
-class _Building:
-    def __init__(self, parameters: ExecutionParameters, serial: int) -> None:
+    def __init__(
+        self,
+        job: QueueItem,
+        parameters: ExecutionParameters,
+        runs: tuple[Run, ...],
+        controls: frozenset[str] | None = None,
+    ) -> None:
+        self.job = job
         self.parameters = parameters
-        self.serial = serial
-        self.runs: list[Run] = []
-        self.jobs: list[QueueItem] = []
-        self.job_ids: set[str] = set()
-        self.controls: frozenset[str] = frozenset()
+        self.runs = runs
+        if controls is None:
+            controls = (
+                runs[0].controls
+                if len(runs) == 1
+                else frozenset().union(*(run.controls for run in runs))
+            )
+        self.controls = controls
 
-    def add(self, unit: _Unit) -> None:
-        self.runs.extend(unit.runs)
-        if unit.job.job_id not in self.job_ids:
-            self.job_ids.add(unit.job.job_id)
-            self.jobs.append(unit.job)
-        self.controls = self.controls | unit.controls
+
+class _Canonical:
+    """One object per distinct parameter set, found by identity first.
+
+    Equal parameters become the same object, so later grouping keys on id() (a C-level hash)
+    instead of the 11-field dataclass hash and comparison.
+    """
+
+    def __init__(self) -> None:
+        self._by_id: dict[int, ExecutionParameters] = {}
+        self._by_value: dict[ExecutionParameters, ExecutionParameters] = {}
+
+    def __call__(self, parameters: ExecutionParameters) -> ExecutionParameters:
+        found = self._by_id.get(id(parameters))
+        if found is None:
+            found = self._by_value.setdefault(parameters, parameters)
+            self._by_id[id(parameters)] = found
+        return found
 
 
 def _units(jobs: Sequence[QueueItem]) -> list[_Unit]:
-    # Equal parameters are interned to one object, so that every later comparison and dict
-    # lookup of them is an identity check instead of an 11-field comparison.
-    interned: dict[ExecutionParameters, ExecutionParameters] = {}
+    canonical = _Canonical()
     units: list[_Unit] = []
+    append = units.append
     for job in jobs:
-        first = job.runs[0].parameters
-        if all(run.parameters is first or run.parameters == first for run in job.runs):
-            units.append(_unit(job, interned.setdefault(first, first), job.runs))
+        runs = job.runs
+        if len(runs) == 1:
+            run = runs[0]
+            append(_Unit(job, canonical(run.parameters), runs, run.controls))
+            continue
+        first = runs[0].parameters
+        if all(run.parameters is first or run.parameters == first for run in runs):
+            append(_Unit(job, canonical(first), runs))
             continue
         by_parameters: dict[ExecutionParameters, list[Run]] = defaultdict(list)
-        for run in job.runs:
-            by_parameters[run.parameters].append(run)
-        units.extend(
-            _unit(job, interned.setdefault(params, params), tuple(runs))
-            for params, runs in by_parameters.items()
-        )
+        for run in runs:
+            by_parameters[canonical(run.parameters)].append(run)
+        units.extend(_Unit(job, params, tuple(part)) for params, part in by_parameters.items())
     return units
 
 
@@ -291,132 +301,289 @@ def _cap(max_batch_size: int, control_count: int) -> int:
     return max(1, min(max_batch_size, memory_safe_batch_size(control_count)))
 
 
-def _chunks(unit: _Unit, size: int) -> list[_Unit]:
+def _chunks(unit: _Unit, size: int) -> Sequence[_Unit]:
     if len(unit.runs) <= size:
-        return [unit]
+        return (unit,)
     return [
-        _unit(unit.job, unit.parameters, unit.runs[i : i + size])
+        _Unit(unit.job, unit.parameters, unit.runs[i : i + size])
         for i in range(0, len(unit.runs), size)
     ]
 
 
+class _Building:
+    """A batch being filled: its runs and where each was queued, its source jobs in order
+    (each with its index), the best priority among them and the union of their controls.
+
+    Units are placed in queue order and a batch is opened by (first-fit) or seeded with
+    (mixed) the earliest of the runs it gets, so its first source job is its earliest.
+    """
+
+    __slots__ = (
+        "controls",
+        "count",
+        "first",
+        "jobs",
+        "parameters",
+        "priority",
+        "run_sources",
+        "runs",
+        "serial",
+    )
+
+    def __init__(self, first: _Unit, serial: int) -> None:
+        self.parameters = first.parameters
+        self.serial = serial
+        self.first = first.job
+        self.priority = first.job.priority
+        self.runs: list[Run] = []
+        self.run_sources: list[tuple[int, int]] = []
+        self.count = 0
+        self.jobs: dict[str, int] = {}
+        self.controls: frozenset[str] = first.controls
+        self.add(first)
+
+    def add(self, unit: _Unit) -> None:
+        runs, job = unit.runs, unit.job
+        jobs = self.jobs
+        source = jobs.get(job.job_id)
+        if source is None:
+            source = jobs[job.job_id] = len(jobs)
+            if job.priority > self.priority:
+                self.priority = job.priority
+        if len(runs) == 1 and runs is job.runs:
+            self.runs.append(runs[0])
+            self.run_sources.append((source, 0))
+            self.count += 1
+        else:
+            self.runs.extend(runs)
+            self.count += len(runs)
+            if runs is job.runs:
+                self.run_sources.extend(zip(itertools.repeat(source), range(len(runs))))
+            else:
+                where = {id(run): index for index, run in enumerate(job.runs)}
+                self.run_sources.extend((source, where[id(run)]) for run in runs)
+        controls = unit.controls
+        if controls is not self.controls and not controls <= self.controls:
+            self.controls = self.controls | controls
+
+
+def _strict_batches(units: list[_Unit], max_batch_size: int) -> list[_Building]:
+    groups: dict[tuple[int, frozenset[str]], list[_Unit]] = {}
+    for unit in units:
+        first = unit.runs[0].controls
+        if len(unit.runs) == 1 or all(run.controls == first for run in unit.runs):
+            key = (id(unit.parameters), first)
+            group = groups.get(key)
+            if group is None:
+                group = groups[key] = []
+            group.append(unit)
+            continue
+        by_signature: dict[frozenset[str], list[Run]] = defaultdict(list)
+        for run in unit.runs:
+            by_signature[run.controls].append(run)
+        for signature, runs in by_signature.items():
+            part = _Unit(unit.job, unit.parameters, tuple(runs), signature)
+            groups.setdefault((id(unit.parameters), signature), []).append(part)
+    built: list[_Building] = []
+    serials = itertools.count()
+    for (_, signature), group in groups.items():
+        built.extend(_first_fit(group, _cap(max_batch_size, len(signature)), serials))
+    return built
+
+
 def _first_fit(units: list[_Unit], cap: int, serials: Iterator[int]) -> list[_Building]:
+    """Each chunk goes to the first of the last few open batches it fits in, else a new one."""
     done: list[_Building] = []
     open_batches: list[_Building] = []
     for unit in units:
-        for chunk in _chunks(unit, cap):
-            target = next(
-                (
-                    b
-                    for b in open_batches[-_OPEN_BATCHES_SEARCHED:]
-                    if len(b.runs) + len(chunk.runs) <= cap
-                ),
-                None,
+        for chunk in (unit,) if len(unit.runs) <= cap else _chunks(unit, cap):
+            size = len(chunk.runs)
+            target = None
+            window = (
+                open_batches
+                if len(open_batches) <= _OPEN_BATCHES_SEARCHED
+                else open_batches[-_OPEN_BATCHES_SEARCHED:]
             )
+            for candidate in window:
+                if candidate.count + size <= cap:
+                    target = candidate
+                    break
             if target is None:
-                target = _Building(chunk.parameters, next(serials))
+                target = _Building(chunk, next(serials))
                 open_batches.append(target)
                 done.append(target)
-            target.add(chunk)
-            if len(target.runs) >= cap:
+            else:
+                target.add(chunk)
+            if target.count >= cap:
                 open_batches.remove(target)
     return done
 
 
-def _pack_by_overlap(
-    units: list[_Unit], max_batch_size: int, serials: Iterator[int]
-) -> list[_Building]:
-    pieces: list[_Unit] = []
+def _mixed_batches(units: list[_Unit], max_batch_size: int) -> list[_Building]:
+    groups: dict[int, list[_Unit]] = {}
     for unit in units:
-        pieces.extend(_chunks(unit, _cap(max_batch_size, len(unit.controls))))
-    buckets: dict[frozenset[str], deque[int]] = defaultdict(deque)
-    for index, piece in enumerate(pieces):
-        buckets[piece.controls].append(index)
-    assigned = [False] * len(pieces)
-    done: list[_Building] = []
-    for seed_index, seed in enumerate(pieces):
-        if assigned[seed_index]:
-            continue
-        batch = _Building(seed.parameters, next(serials))
-        batch.add(seed)
-        assigned[seed_index] = True
-        while (choice := _best_fit(batch, pieces, buckets, assigned, max_batch_size)) is not None:
-            batch.add(pieces[choice])
-            assigned[choice] = True
-        done.append(batch)
-    return done
+        group = groups.get(id(unit.parameters))
+        if group is None:
+            group = groups[id(unit.parameters)] = []
+        group.append(unit)
+    built: list[_Building] = []
+    serials = itertools.count()
+    for group in groups.values():
+        built.extend(_OverlapPacker(group, max_batch_size).pack(serials))
+    return built
 
 
-def _best_fit(
-    batch: _Building,
-    pieces: list[_Unit],
-    buckets: dict[frozenset[str], deque[int]],
-    assigned: list[bool],
-    max_batch_size: int,
-) -> int | None:
-    best: tuple[float, int] | None = None
-    for controls, queue in buckets.items():
-        while queue and assigned[queue[0]]:
-            queue.popleft()
-        union = batch.controls | controls
-        room = _cap(max_batch_size, len(union)) - len(batch.runs)
-        if room <= 0:
-            continue
-        overlap = len(batch.controls & controls) / len(union) if union else 1.0
-        for index in itertools.islice(queue, _BUCKET_DEPTH_SEARCHED):
-            if not assigned[index] and len(pieces[index].runs) <= room:
-                if best is None or (-overlap, index) < (-best[0], best[1]):
-                    best = (overlap, index)
-                break
-    return None if best is None else best[1]
+_Level = list[tuple[deque[int], int]]
+
+
+class _OverlapPacker:
+    """Mixed mode: seed a batch with the earliest unplaced piece, then keep adding the piece
+    whose control set overlaps the batch's most (Jaccard), the earliest among equals.
+
+    Candidates are, per control set, the first piece that fits among the first few unplaced
+    ones. The buckets worth looking at for a batch's (controls, size), grouped by overlap from
+    highest down, depend on nothing else and are computed once per such pair; the search stops
+    at the first overlap level that has a candidate.
+    """
+
+    def __init__(self, units: list[_Unit], max_batch_size: int) -> None:
+        self.max_batch_size = max_batch_size
+        self.pieces: list[_Unit] = []
+        for unit in units:
+            self.pieces.extend(_chunks(unit, _cap(max_batch_size, len(unit.controls))))
+        self.sizes = [len(piece.runs) for piece in self.pieces]
+        self.buckets: dict[frozenset[str], deque[int]] = defaultdict(deque)
+        for index, piece in enumerate(self.pieces):
+            self.buckets[piece.controls].append(index)
+        self.assigned = [False] * len(self.pieces)
+        self._levels: dict[tuple[frozenset[str], int], list[_Level]] = {}
+
+    def pack(self, serials: Iterator[int]) -> list[_Building]:
+        done: list[_Building] = []
+        assigned = self.assigned
+        for seed_index, seed in enumerate(self.pieces):
+            if assigned[seed_index]:
+                continue
+            batch = _Building(seed, next(serials))
+            assigned[seed_index] = True
+            while (choice := self._best_fit(batch)) is not None:
+                batch.add(self.pieces[choice])
+                assigned[choice] = True
+            done.append(batch)
+        return done
+
+    def _best_fit(self, batch: _Building) -> int | None:
+        key = (batch.controls, batch.count)
+        levels = self._levels.get(key)
+        if levels is None:
+            levels = self._levels[key] = self._levels_for(*key)
+        assigned, sizes = self.assigned, self.sizes
+        for level in levels:
+            best: int | None = None
+            for queue, room in level:
+                while queue and assigned[queue[0]]:
+                    queue.popleft()
+                for index in itertools.islice(queue, _BUCKET_DEPTH_SEARCHED):
+                    if not assigned[index] and sizes[index] <= room:
+                        if best is None or index < best:
+                            best = index
+                        break
+            if best is not None:
+                return best
+        return None
+
+    def _levels_for(self, controls: frozenset[str], count: int) -> list[_Level]:
+        by_overlap: dict[float, _Level] = defaultdict(list)
+        for other, queue in self.buckets.items():
+            union = controls | other
+            room = _cap(self.max_batch_size, len(union)) - count
+            if room > 0:
+                overlap = len(controls & other) / len(union) if union else 1.0
+                by_overlap[overlap].append((queue, room))
+        return [by_overlap[overlap] for overlap in sorted(by_overlap, reverse=True)]
 
 
 def _finish(built: list[_Building]) -> list[PlannedBatch]:
-    ordered = sorted(built, key=lambda b: (min(job.order_key for job in b.jobs), b.serial))
-    batches = []
-    for batch in ordered:
-        earliest = min(batch.jobs, key=lambda job: job.order_key)
-        batches.append(
-            PlannedBatch(
-                runs=tuple(batch.runs),
-                controls=batch.controls,
-                parameters=batch.parameters,
-                source_job_ids=tuple(job.job_id for job in batch.jobs),
-                priority=max(job.priority for job in batch.jobs),
-                position=earliest.position,
-            )
+    ordered = sorted(built, key=lambda b: (b.first.order_key, b.serial))
+    return [
+        PlannedBatch(
+            runs=tuple(batch.runs),
+            controls=batch.controls,
+            parameters=batch.parameters,
+            source_job_ids=tuple(batch.jobs),
+            priority=batch.priority,
+            position=batch.first.position,
+            run_sources=tuple(batch.run_sources),
         )
-    return batches
+        for batch in ordered
+    ]
 
 
 Invocation = tuple[int, frozenset[str], ExecutionParameters]
 
 
-def _sequence_estimates(
-    invocations: Sequence[Invocation], coefficients: CostCoefficients
-) -> list[float]:
-    """Seconds of each invocation run in this order; a changed control set costs a switch."""
-    estimates = []
-    terms: dict[ExecutionParameters, tuple[float, float, float, float]] = {}
-    previous: tuple[frozenset[str], ExecutionParameters] | None = None
-    for size, controls, parameters in invocations:
-        found = terms.get(parameters)
-        if found is None:
-            found = terms[parameters] = coefficients.terms_for(parameters)
-        changed = previous is not None and previous != (controls, parameters)
-        estimates.append(seconds_from_terms(found, size, len(controls), changed))
-        previous = (controls, parameters)
-    return estimates
+class _Priced:
+    """Invocations run in this order: each one's seconds (a changed control set costs a
+    switch) and how many control-set changes there are."""
+
+    def __init__(self, invocations: Sequence[Invocation], coefficients: CostCoefficients) -> None:
+        self.invocations = invocations
+        seconds: list[float] = []
+        changes = 0
+        terms: dict[int, tuple[float, float, float, float]] = {}
+        memo: dict[tuple[int, int, int, bool], float] = {}
+        previous: tuple[frozenset[str], ExecutionParameters] | None = None
+        for size, controls, parameters in invocations:
+            current = (controls, parameters)
+            changed = previous is not None and previous != current
+            changes += changed
+            key = (id(parameters), size, len(controls), changed)
+            found = memo.get(key)
+            if found is None:
+                found_terms = terms.get(id(parameters))
+                if found_terms is None:
+                    found_terms = terms[id(parameters)] = coefficients.terms_for(parameters)
+                found = memo[key] = seconds_from_terms(found_terms, size, len(controls), changed)
+            seconds.append(found)
+            previous = current
+        self.seconds = seconds
+        self.changes = changes
+        self.parameters = {id(p): p for _, _, p in invocations}
 
 
-def _changes(invocations: Sequence[Invocation]) -> int:
-    return sum(1 for x, y in itertools.pairwise(invocations) if (x[1], x[2]) != (y[1], y[2]))
+def _efficiency(
+    batches: Sequence[PlannedBatch],
+    batched: _Priced,
+    as_is: _Priced,
+    mode: str,
+    coefficients: CostCoefficients,
+) -> dict[str, Any]:
+    batched_seconds = sum(batched.seconds)
+    unbatched_seconds = sum(as_is.seconds)
+    source_jobs = {job_id for batch in batches for job_id in batch.source_job_ids}
+    speedup = unbatched_seconds / batched_seconds if batched_seconds > 0 else 1.0
+    return {
+        "total_runs": sum(batch.size for batch in batches),
+        "original_jobs": len(source_jobs),
+        "total_batches": len(batches),
+        "speedup": speedup,
+        "mode": mode,
+        "estimated_seconds_unbatched": unbatched_seconds,
+        "estimated_seconds_batched": batched_seconds,
+        "control_set_changes_unbatched": as_is.changes,
+        "control_set_changes_batched": batched.changes,
+        "basis": coefficients.basis_for({**batched.parameters, **as_is.parameters}.values()),
+    }
 
 
-def _as_is_invocations(jobs: Sequence[QueueItem], max_batch_size: int | None) -> list[Invocation]:
+def _as_is_invocations(units: Sequence[_Unit], max_batch_size: int | None) -> list[Invocation]:
     """The invocations of running each job as it stands, in queue order."""
     invocations: list[Invocation] = []
-    for unit in _units(jobs):
+    append = invocations.append
+    for unit in units:
+        if len(unit.runs) == 1:
+            append((1, unit.controls, unit.parameters))
+            continue
         cap = _cap(max_batch_size or len(unit.runs), len(unit.controls))
         invocations.extend(
             (len(chunk.runs), chunk.controls, unit.parameters) for chunk in _chunks(unit, cap)

@@ -7,7 +7,7 @@ Event bodies only mutate state: ids, times and measurements are passed in.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -15,7 +15,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 from eventsourcing.domain import Snapshot as BaseSnapshot
 
-from batchlog.domain.batching import SmartBatchPlan, render_preview
+from batchlog.domain.batching import SmartBatchPlan
 from batchlog.domain.config import ValidatedJob
 from batchlog.domain.errors import (
     ClaimSupersededError,
@@ -29,6 +29,7 @@ from batchlog.domain.errors import (
 )
 from batchlog.domain.ids import queue_aggregate_id
 from batchlog.domain.jobs import Claim, QueueItem, Run
+from batchlog.domain.plan_record import batch_runs, upcast_v1_batches
 
 DEFAULT_BATCH_SIZE = 4
 
@@ -37,6 +38,14 @@ class Queue(Aggregate):
     """A named job queue: its items in order, its pause state, batch size and latest analysis."""
 
     TOPIC = "batchlog.queue:Queue"
+    class_version = 2  # snapshots: v2 holds the latest analysis in Analyzed's v2 shape
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        """A v1 snapshot's latest analysis has v1 batches and a stored preview."""
+        latest = state.get("latest_analysis")
+        if latest is not None and "parameter_sets" not in latest:
+            upcast_v1_batches(latest)
 
     class Event(Aggregate.Event):
         """Base class of the queue's events."""
@@ -245,31 +254,39 @@ class Queue(Aggregate):
     def record_analysis(self, analysis_id: str, plan: SmartBatchPlan, actor: str) -> None:
         """Record an analysis of the queue as it is now."""
         self.require_paused("analyze")
-        batches = plan.batches_payload()
         self._analyzed(
             analysis_id=analysis_id,
             mode=plan.mode,
             batch_size=plan.batch_size,
-            batches=batches,
+            parameter_sets=plan.parameter_sets_payload(),
+            batches=plan.batches_payload(),
             efficiency=plan.efficiency,
-            preview=render_preview(plan.mode, plan.batch_size, batches, plan.efficiency),
             based_on_sequence=self.version,
             actor=actor,
         )
 
     class Analyzed(Event):
-        """A smart-batching plan was computed from the queue at based_on_sequence."""
+        """A smart-batching plan was computed from the queue at based_on_sequence.
+
+        The batches are compact (see batchlog.domain.plan_record): they name their parameter
+        set by index and their runs by (source job, run index).
+        """
 
         TOPIC = "batchlog.queue:Queue.Analyzed"
-        class_version = 1
+        class_version = 2
         analysis_id: str
         mode: str
         batch_size: int
+        parameter_sets: list[dict[str, Any]]
         batches: list[dict[str, Any]]
         efficiency: dict[str, Any]
-        preview: str
         based_on_sequence: int
         actor: str
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            """v1 repeated full parameters and run ids per batch and stored the preview."""
+            upcast_v1_batches(state)
 
     @event(Analyzed)
     def _analyzed(
@@ -277,9 +294,9 @@ class Queue(Aggregate):
         analysis_id: str,
         mode: str,
         batch_size: int,
+        parameter_sets: list[dict[str, Any]],
         batches: list[dict[str, Any]],
         efficiency: dict[str, Any],
-        preview: str,
         based_on_sequence: int,
         actor: str,
     ) -> None:
@@ -288,9 +305,9 @@ class Queue(Aggregate):
             "analysis_id": analysis_id,
             "mode": mode,
             "batch_size": batch_size,
+            "parameter_sets": parameter_sets,
             "batches": batches,
             "efficiency": efficiency,
-            "preview": preview,
             "sequence": sequence,
         }
         self.analysis_sequences[analysis_id] = sequence
@@ -311,18 +328,18 @@ class Queue(Aggregate):
         batches = latest["batches"]
         if len(new_job_ids) != len(batches):
             raise ValueError("one new job id per planned batch is needed")
-        queued_runs = runs_by_id({item.job_id: item for item in self.queued_in_order()})
+        parameter_sets = latest["parameter_sets"]
         new_jobs = []
         for index, (job_id, batch) in enumerate(zip(new_job_ids, batches, strict=True), start=1):
-            runs = [queued_runs[run_id] for run_id in batch["run_ids"]]
+            runs = batch_runs(batch, self.items)
             new_jobs.append(
                 {
                     "job_id": job_id,
-                    "run_ids": batch["run_ids"],
+                    "run_ids": [run.run_id for run in runs],
                     "prompt_ids": [run.prompt_id for run in runs],
                     "weights_list": [dict(run.weights) for run in runs],
                     "seeds": [run.seed for run in runs],
-                    "parameters": batch["parameters"],
+                    "parameters": dict(parameter_sets[batch["parameter_set"]]),
                     "controls": batch["controls"],
                     "source_job_ids": batch["source_job_ids"],
                     "priority": batch["priority"],
@@ -589,8 +606,3 @@ class Queue(Aggregate):
         item = self.item(job_id)
         if item.status != "claimed" or item.claim is None or item.claim.token != token:
             raise ClaimSupersededError()
-
-
-def runs_by_id(items: Mapping[str, QueueItem]) -> dict[str, Run]:
-    """Every run of the given items, by run id."""
-    return {run.run_id: run for item in items.values() for run in item.runs}
