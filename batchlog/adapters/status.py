@@ -56,11 +56,7 @@ def analysis_view(recorded: dict[str, Any], queue: Queue) -> dict[str, Any]:
     """
     if recorded["sequence"] != queue.version:
         raise StaleAnalysisError()
-    expanded = expanded_batches(recorded["batches"], recorded["parameter_sets"], queue.items)
-    batches = [
-        {"index": index, "size": len(batch["run_ids"]), **batch}
-        for index, batch in enumerate(expanded, start=1)
-    ]
+    batches = expanded_batches(recorded["batches"], recorded["parameter_sets"], queue.items)
     return {
         "analysis_id": recorded["analysis_id"],
         "sequence": recorded["sequence"],

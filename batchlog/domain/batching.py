@@ -82,28 +82,20 @@ class SmartBatchPlan:
 
     def parameter_sets(self) -> list[ExecutionParameters]:
         """The distinct execution parameters of the batches, in order of first use."""
-        return list(self._parameter_set_index())
+        return list(dict.fromkeys(batch.parameters for batch in self.batches))
 
     def parameter_sets_payload(self) -> list[dict[str, Any]]:
         """parameter_sets() as recorded in an Analyzed event."""
-        return [parameters.to_payload() for parameters in self._parameter_set_index()]
+        return [parameters.to_payload() for parameters in self.parameter_sets()]
 
     def batches_payload(self) -> list[dict[str, Any]]:
         """The batches as recorded in an Analyzed event, naming parameter_sets() by index."""
-        index = self._parameter_set_index()
+        index = {parameters: i for i, parameters in enumerate(self.parameter_sets())}
+        by_id = {id(batch.parameters): index[batch.parameters] for batch in self.batches}
         return [
-            batch.to_payload(seconds, index[batch.parameters])
+            batch.to_payload(seconds, by_id[id(batch.parameters)])
             for batch, seconds in zip(self.batches, self.batch_seconds, strict=True)
         ]
-
-    def _parameter_set_index(self) -> dict[ExecutionParameters, int]:
-        index: dict[ExecutionParameters, int] = {}
-        seen: set[int] = set()
-        for batch in self.batches:
-            if id(batch.parameters) not in seen:
-                seen.add(id(batch.parameters))
-                index.setdefault(batch.parameters, len(index))
-        return index
 
 
 def filter_batchable_jobs(jobs: Iterable[QueueItem]) -> list[QueueItem]:
@@ -215,15 +207,16 @@ def render_preview(
         "",
         "Batch breakdown:",
     ]
-    described: dict[tuple[str, ...], str] = {}
+    described: dict[tuple[int, int, tuple[str, ...]], str] = {}
     for index, batch in enumerate(batches, start=1):
-        runs = batch_run_count(batch)
-        jobs = len(batch["source_job_ids"])
-        controls = tuple(batch["controls"])
-        shown = described.get(controls)
+        key = (batch_run_count(batch), len(batch["source_job_ids"]), tuple(batch["controls"]))
+        shown = described.get(key)
         if shown is None:
-            shown = described[controls] = describe_controls(controls)
-        lines.append(f"  Batch {index}: {_count(runs, 'run')} from {_count(jobs, 'job')} ({shown})")
+            runs, jobs, controls = key
+            shown = described[key] = (
+                f"{_count(runs, 'run')} from {_count(jobs, 'job')} ({describe_controls(controls)})"
+            )
+        lines.append(f"  Batch {index}: {shown}")
     return "\n".join(lines)
 
 

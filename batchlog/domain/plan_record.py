@@ -32,16 +32,20 @@ def batch_run_count(batch: Mapping[str, Any]) -> int:
 def batch_runs(batch: Mapping[str, Any], items: Mapping[str, QueueItem]) -> list[Run]:
     """A recorded batch's runs, from the queue items as they were at the analysed sequence."""
     sources = [items[job_id].runs for job_id in batch["source_job_ids"]]
-    by_id: dict[str, Run] | None = None
-    runs = []
-    for ref in batch["runs"]:
-        if type(ref) is str:
-            if by_id is None:
-                by_id = {run.run_id: run for source in sources for run in source}
-            runs.append(by_id[ref])
-        else:
-            runs.append(sources[ref[0]][ref[1]])
-    return runs
+    refs = batch["runs"]
+    if refs and type(refs[0]) is str:  # upcast from v1: the references are run ids
+        by_id = {run.run_id: run for source in sources for run in source}
+        return [by_id[ref] for ref in refs]
+    return [sources[source][index] for source, index in refs]
+
+
+def batch_run_ids(batch: Mapping[str, Any], items: Mapping[str, QueueItem]) -> list[str]:
+    """A recorded batch's run ids (batch_runs' ids, without building the list of runs)."""
+    refs = batch["runs"]
+    if refs and type(refs[0]) is str:
+        return list(refs)
+    sources = [items[job_id].runs for job_id in batch["source_job_ids"]]
+    return [sources[source][index].run_id for source, index in refs]
 
 
 def expanded_batches(
@@ -49,17 +53,24 @@ def expanded_batches(
     parameter_sets: Sequence[Mapping[str, Any]],
     items: Mapping[str, QueueItem],
 ) -> list[dict[str, Any]]:
-    """Recorded batches with run ids and full parameters, as analyze returns them."""
+    """Recorded batches as analyze returns them: numbered, with run ids and full parameters.
+
+    Like v1's view, the lists of the recorded batch (sources, controls, position) are shared,
+    not copied; each batch gets its own parameters dict.
+    """
     expanded = []
-    for batch in batches:
+    for index, batch in enumerate(batches, start=1):
+        run_ids = batch_run_ids(batch, items)
         expanded.append(
             {
-                "run_ids": [run.run_id for run in batch_runs(batch, items)],
-                "source_job_ids": list(batch["source_job_ids"]),
-                "controls": list(batch["controls"]),
+                "index": index,
+                "size": len(run_ids),
+                "run_ids": run_ids,
+                "source_job_ids": batch["source_job_ids"],
+                "controls": batch["controls"],
                 "parameters": dict(parameter_sets[batch["parameter_set"]]),
                 "priority": batch["priority"],
-                "position": list(batch["position"]),
+                "position": batch["position"],
                 "estimated_seconds": batch["estimated_seconds"],
             }
         )
