@@ -51,6 +51,7 @@ from batchlog.domain.ids import (
     prompt_aggregate_id,
     queue_aggregate_id,
 )
+from batchlog.domain.plan_record import batch_count
 from batchlog.domain.prompt import Prompt
 from batchlog.domain.queue import Queue
 
@@ -256,7 +257,7 @@ class QueueService:
                 return None
             queue.record_analysis(analysis_id, plan, self.actor)
             assert queue.latest_analysis is not None
-            return analysis_view(queue.latest_analysis, queue)
+            return analysis_view(queue.latest_analysis, queue, plan)
 
         # The plan, its Analyzed event and the returned view allocate objects that all
         # survive the call; the collector would rescan the whole queue for nothing meanwhile.
@@ -281,7 +282,8 @@ class QueueService:
             # Ids only for a fresh analysis: a stale one is refused before they are needed, so
             # the staleness check costs the same whatever the size of the plan.
             fresh = queue.fresh_analysis()
-            new_ids = [new_batch_job_id() for _ in (fresh["batches"] if fresh else [])]
+            batches = batch_count(fresh["batch_columns"]) if fresh else 0
+            new_ids = [new_batch_job_id() for _ in range(batches)]
             outcome = queue.reorganize(analysis_id, new_ids, self.actor)
             return {**outcome, "sequence": queue.version}
 

@@ -26,7 +26,7 @@ from batchlog.domain.cost_model import (
     seconds_from_terms,
 )
 from batchlog.domain.jobs import BATCHABLE_JOB_TYPES, ExecutionParameters, QueueItem, Run
-from batchlog.domain.plan_record import batch_run_count
+from batchlog.domain.plan_record import batch_run_counts
 
 Mode = Literal["strict", "mixed"]
 MODES: tuple[Mode, ...] = ("strict", "mixed")
@@ -40,8 +40,8 @@ _ORDER_KEY = operator.attrgetter("order_key")
 class PlannedBatch:
     """One batch of a plan: its runs, the controls computed per sample, and its place.
 
-    run_sources says where each run was queued: (index into source_job_ids, index of the run
-    in that job's runs).
+    Where each run was queued: run_sources[j] indexes source_job_ids, run_indexes[j] is the
+    run's index in that job's runs.
     """
 
     runs: tuple[Run, ...]
@@ -50,24 +50,13 @@ class PlannedBatch:
     source_job_ids: tuple[str, ...]
     priority: int
     position: tuple[int, int]
-    run_sources: tuple[tuple[int, int], ...]
+    run_sources: tuple[int, ...]
+    run_indexes: tuple[int, ...]
 
     @property
     def size(self) -> int:
         """Number of runs."""
         return len(self.runs)
-
-    def to_payload(self, estimated_seconds: float, parameter_set: int) -> dict[str, Any]:
-        """The batch as recorded in an Analyzed event (see batchlog.domain.plan_record)."""
-        return {
-            "source_job_ids": list(self.source_job_ids),
-            "runs": [[source, index] for source, index in self.run_sources],
-            "controls": ordered_controls(self.controls),
-            "parameter_set": parameter_set,
-            "priority": self.priority,
-            "position": list(self.position),
-            "estimated_seconds": estimated_seconds,
-        }
 
 
 @dataclass(frozen=True)
@@ -82,20 +71,33 @@ class SmartBatchPlan:
 
     def parameter_sets(self) -> list[ExecutionParameters]:
         """The distinct execution parameters of the batches, in order of first use."""
-        return list(dict.fromkeys(batch.parameters for batch in self.batches))
+        return list(dict.fromkeys(self._parameters_by_id().values()))
 
     def parameter_sets_payload(self) -> list[dict[str, Any]]:
         """parameter_sets() as recorded in an Analyzed event."""
         return [parameters.to_payload() for parameters in self.parameter_sets()]
 
-    def batches_payload(self) -> list[dict[str, Any]]:
-        """The batches as recorded in an Analyzed event, naming parameter_sets() by index."""
+    def batches_payload(self) -> dict[str, list[Any]]:
+        """The batches as an Analyzed event records them: columns (batchlog.domain.plan_record)
+        that name parameter_sets() by index."""
         index = {parameters: i for i, parameters in enumerate(self.parameter_sets())}
-        by_id = {id(batch.parameters): index[batch.parameters] for batch in self.batches}
-        return [
-            batch.to_payload(seconds, by_id[id(batch.parameters)])
-            for batch, seconds in zip(self.batches, self.batch_seconds, strict=True)
-        ]
+        by_id = {key: index[parameters] for key, parameters in self._parameters_by_id().items()}
+        batches = self.batches
+        controls = {c: tuple(ordered_controls(c)) for c in {b.controls for b in batches}}
+        return {
+            "source_job_ids": [list(b.source_job_ids) for b in batches],
+            "run_sources": [list(b.run_sources) for b in batches],
+            "run_indexes": [list(b.run_indexes) for b in batches],
+            "controls": [list(controls[b.controls]) for b in batches],
+            "parameter_set": [by_id[id(b.parameters)] for b in batches],
+            "priority": [b.priority for b in batches],
+            "position": [list(b.position) for b in batches],
+            "estimated_seconds": list(self.batch_seconds),
+        }
+
+    def _parameters_by_id(self) -> dict[int, ExecutionParameters]:
+        # Batches of one plan share parameter objects: identity first, value equality after.
+        return {id(batch.parameters): batch.parameters for batch in self.batches}
 
 
 def filter_batchable_jobs(jobs: Iterable[QueueItem]) -> list[QueueItem]:
@@ -179,11 +181,11 @@ def collector_paused() -> Iterator[None]:
 
 
 def render_preview(
-    mode: str, batch_size: int, batches: Sequence[Mapping[str, Any]], efficiency: Mapping[str, Any]
+    mode: str, batch_size: int, batches: Mapping[str, Any], efficiency: Mapping[str, Any]
 ) -> str:
     """The human-readable preview of an analysis, in the guide's format.
 
-    batches: as an Analyzed event records them (SmartBatchPlan.batches_payload()).
+    batches: the columns an Analyzed event records (SmartBatchPlan.batches_payload()).
     """
     title = "Strict" if mode == "strict" else "Mixed"
     description = (
@@ -208,13 +210,15 @@ def render_preview(
         "Batch breakdown:",
     ]
     described: dict[tuple[int, int, tuple[str, ...]], str] = {}
-    for index, batch in enumerate(batches, start=1):
-        key = (batch_run_count(batch), len(batch["source_job_ids"]), tuple(batch["controls"]))
+    rows = zip(
+        batch_run_counts(batches), batches["source_job_ids"], batches["controls"], strict=True
+    )
+    for index, (runs, sources, controls) in enumerate(rows, start=1):
+        key = (runs, len(sources), tuple(controls))
         shown = described.get(key)
         if shown is None:
-            runs, jobs, controls = key
             shown = described[key] = (
-                f"{_count(runs, 'run')} from {_count(jobs, 'job')} ({describe_controls(controls)})"
+                f"{_count(runs, 'run')} from {_count(key[1], 'job')} ({describe_controls(controls)})"
             )
         lines.append(f"  Batch {index}: {shown}")
     return "\n".join(lines)
@@ -318,6 +322,7 @@ class _Building:
         "jobs",
         "parameters",
         "priority",
+        "run_indexes",
         "run_sources",
         "runs",
         "serial",
@@ -329,7 +334,8 @@ class _Building:
         self.first = first.job
         self.priority = first.job.priority
         self.runs: list[Run] = []
-        self.run_sources: list[tuple[int, int]] = []
+        self.run_sources: list[int] = []
+        self.run_indexes: list[int] = []
         self.count = 0
         self.jobs: dict[str, int] = {}
         self.controls: frozenset[str] = first.controls
@@ -345,16 +351,18 @@ class _Building:
                 self.priority = job.priority
         if len(runs) == 1 and runs is job.runs:
             self.runs.append(runs[0])
-            self.run_sources.append((source, 0))
+            self.run_sources.append(source)
+            self.run_indexes.append(0)
             self.count += 1
         else:
             self.runs.extend(runs)
             self.count += len(runs)
+            self.run_sources.extend([source] * len(runs))
             if runs is job.runs:
-                self.run_sources.extend(zip(itertools.repeat(source), range(len(runs))))
+                self.run_indexes.extend(range(len(runs)))
             else:
                 where = {id(run): index for index, run in enumerate(job.runs)}
-                self.run_sources.extend((source, where[id(run)]) for run in runs)
+                self.run_indexes.extend(where[id(run)] for run in runs)
         controls = unit.controls
         if controls is not self.controls and not controls <= self.controls:
             self.controls = self.controls | controls
@@ -507,6 +515,7 @@ def _finish(built: list[_Building]) -> list[PlannedBatch]:
             priority=batch.priority,
             position=batch.first.position,
             run_sources=tuple(batch.run_sources),
+            run_indexes=tuple(batch.run_indexes),
         )
         for batch in ordered
     ]

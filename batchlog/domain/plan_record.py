@@ -1,17 +1,24 @@
 """The plan as an Analyzed event records it (version 2), how to read it, and the v1 upcast.
 
-Version 2 names every distinct parameter set of the plan once (`parameter_sets`), and each
-batch names its runs by where they were queued instead of repeating run ids:
+Version 2 lists every distinct parameter set of the plan once (`parameter_sets`) and records
+the batches as a table of columns (`batch_columns`): batch k is the k-th entry of each column.
 
-    {"source_job_ids": ["job_a", "batch_b"], "runs": [[0, 0], [1, 2], [1, 3]],
-     "controls": ["vis", "edge"], "parameter_set": 0, "priority": 50, "position": [3, 0],
-     "estimated_seconds": 1.84}
+    "batch_columns": {
+        "source_job_ids": [["job_a", "batch_b"], ...],
+        "run_sources": [[0, 1, 1], ...],     each run's source, an index into source_job_ids
+        "run_indexes": [[0, 2, 3], ...],     and which run of that source (as queued then)
+        "controls": [["vis", "edge"], ...],
+        "parameter_set": [0, ...],           an index into parameter_sets
+        "priority": [50, ...],
+        "position": [[3, 0], ...],
+        "estimated_seconds": [1.84, ...],
+    }
 
-A run reference `[s, i]` is the i-th run of source job s (an index into `source_job_ids`) as
-the queue held it at the analysed sequence; an event upcast from version 1 keeps v1's run ids
-as its references (v1 did not record where each run came from). The preview is not stored: it
-is rendered from the batches. Version 1 repeated each batch's full parameters and every run id,
-and stored the rendered preview: ~14 MB for a 100k-run plan, against ~6 MB now.
+Runs are named by where they were queued at the analysed sequence; an event upcast from
+version 1 has a `run_ids` column instead of run_sources/run_indexes (v1 recorded run ids, not
+where each run came from). The preview is not stored: it is rendered from the columns.
+Version 1 repeated each batch's keys and full parameters and every run id, and stored the
+rendered preview: ~14 MB for a 100k-run plan, against ~4 MB now.
 """
 
 from __future__ import annotations
@@ -21,87 +28,116 @@ from typing import Any
 
 from batchlog.domain.jobs import QueueItem, Run
 
-RunRef = list[int] | str
+Columns = Mapping[str, Any]
 
 
-def batch_run_count(batch: Mapping[str, Any]) -> int:
-    """How many runs a recorded batch has."""
-    return len(batch["runs"])
+def batch_count(columns: Columns) -> int:
+    """How many batches a recorded plan has."""
+    return len(columns["source_job_ids"])
 
 
-def batch_runs(batch: Mapping[str, Any], items: Mapping[str, QueueItem]) -> list[Run]:
-    """A recorded batch's runs, from the queue items as they were at the analysed sequence."""
-    sources = [items[job_id].runs for job_id in batch["source_job_ids"]]
-    refs = batch["runs"]
-    if refs and type(refs[0]) is str:  # upcast from v1: the references are run ids
+def batch_run_counts(columns: Columns) -> list[int]:
+    """How many runs each recorded batch has."""
+    refs = columns["run_ids"] if "run_ids" in columns else columns["run_indexes"]
+    return [len(runs) for runs in refs]
+
+
+def batch_runs(columns: Columns, index: int, items: Mapping[str, QueueItem]) -> list[Run]:
+    """The runs of the index-th recorded batch, from the queue items at the analysed sequence."""
+    sources = [items[job_id].runs for job_id in columns["source_job_ids"][index]]
+    if "run_ids" in columns:
         by_id = {run.run_id: run for source in sources for run in source}
-        return [by_id[ref] for ref in refs]
-    return [sources[source][index] for source, index in refs]
-
-
-def batch_run_ids(batch: Mapping[str, Any], items: Mapping[str, QueueItem]) -> list[str]:
-    """A recorded batch's run ids (batch_runs' ids, without building the list of runs)."""
-    refs = batch["runs"]
-    if refs and type(refs[0]) is str:
-        return list(refs)
-    sources = [items[job_id].runs for job_id in batch["source_job_ids"]]
-    return [sources[source][index].run_id for source, index in refs]
+        return [by_id[run_id] for run_id in columns["run_ids"][index]]
+    return [
+        sources[source][position]
+        for source, position in zip(
+            columns["run_sources"][index], columns["run_indexes"][index], strict=True
+        )
+    ]
 
 
 def expanded_batches(
-    batches: Sequence[Mapping[str, Any]],
+    columns: Columns,
     parameter_sets: Sequence[Mapping[str, Any]],
-    items: Mapping[str, QueueItem],
+    run_ids: Sequence[list[str]],
 ) -> list[dict[str, Any]]:
     """Recorded batches as analyze returns them: numbered, with run ids and full parameters.
 
-    Like v1's view, the lists of the recorded batch (sources, controls, position) are shared,
-    not copied; each batch gets its own parameters dict.
+    run_ids: each batch's run ids (batch_runs', or the plan's). As in v1's view, the recorded
+    lists (sources, controls, position) are shared, not copied; each batch gets its own
+    parameters dict.
     """
-    expanded = []
-    for index, batch in enumerate(batches, start=1):
-        run_ids = batch_run_ids(batch, items)
-        expanded.append(
-            {
-                "index": index,
-                "size": len(run_ids),
-                "run_ids": run_ids,
-                "source_job_ids": batch["source_job_ids"],
-                "controls": batch["controls"],
-                "parameters": dict(parameter_sets[batch["parameter_set"]]),
-                "priority": batch["priority"],
-                "position": batch["position"],
-                "estimated_seconds": batch["estimated_seconds"],
-            }
+    return [
+        {
+            "index": index,
+            "size": len(ids),
+            "run_ids": ids,
+            "source_job_ids": sources,
+            "controls": controls,
+            "parameters": dict(parameter_sets[parameter_set]),
+            "priority": priority,
+            "position": position,
+            "estimated_seconds": seconds,
+        }
+        for index, (ids, sources, controls, parameter_set, priority, position, seconds) in (
+            enumerate(
+                zip(
+                    run_ids,
+                    columns["source_job_ids"],
+                    columns["controls"],
+                    columns["parameter_set"],
+                    columns["priority"],
+                    columns["position"],
+                    columns["estimated_seconds"],
+                    strict=True,
+                ),
+                start=1,
+            )
         )
-    return expanded
+    ]
+
+
+def recorded_run_ids(columns: Columns, items: Mapping[str, QueueItem]) -> list[list[str]]:
+    """Each recorded batch's run ids, from the queue items at the analysed sequence."""
+    if "run_ids" in columns:
+        return [list(ids) for ids in columns["run_ids"]]
+    return [
+        [run.run_id for run in batch_runs(columns, index, items)]
+        for index in range(batch_count(columns))
+    ]
 
 
 def upcast_v1_batches(state: dict[str, Any]) -> None:
-    """Turn a v1 plan (full batches, a stored preview) into v2 fields, in place.
+    """Turn a v1 plan (a list of full batches, a stored preview) into v2 fields, in place.
 
     Used by the Analyzed event's upcast and by the Queue snapshot's (its latest analysis).
     """
     table: dict[tuple[tuple[str, Any], ...], int] = {}
     parameter_sets: list[dict[str, Any]] = []
-    batches = []
-    for old in state["batches"]:
-        key = tuple(old["parameters"].items())
-        index = table.get(key)
-        if index is None:
-            index = table[key] = len(parameter_sets)
-            parameter_sets.append(dict(old["parameters"]))
-        batches.append(
-            {
-                "source_job_ids": list(old["source_job_ids"]),
-                "runs": list(old["run_ids"]),
-                "controls": list(old["controls"]),
-                "parameter_set": index,
-                "priority": old["priority"],
-                "position": list(old["position"]),
-                "estimated_seconds": old["estimated_seconds"],
-            }
+    columns: dict[str, list[Any]] = {
+        name: []
+        for name in (
+            "source_job_ids",
+            "run_ids",
+            "controls",
+            "parameter_set",
+            "priority",
+            "position",
+            "estimated_seconds",
         )
-    state["batches"] = batches
+    }
+    for batch in state.pop("batches"):
+        key = tuple(batch["parameters"].items())
+        if key not in table:
+            table[key] = len(parameter_sets)
+            parameter_sets.append(dict(batch["parameters"]))
+        columns["source_job_ids"].append(list(batch["source_job_ids"]))
+        columns["run_ids"].append(list(batch["run_ids"]))
+        columns["controls"].append(list(batch["controls"]))
+        columns["parameter_set"].append(table[key])
+        columns["priority"].append(batch["priority"])
+        columns["position"].append(list(batch["position"]))
+        columns["estimated_seconds"].append(batch["estimated_seconds"])
     state["parameter_sets"] = parameter_sets
+    state["batch_columns"] = columns
     state.pop("preview", None)

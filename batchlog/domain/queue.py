@@ -29,7 +29,7 @@ from batchlog.domain.errors import (
 )
 from batchlog.domain.ids import queue_aggregate_id
 from batchlog.domain.jobs import Claim, QueueItem, Run
-from batchlog.domain.plan_record import batch_runs, upcast_v1_batches
+from batchlog.domain.plan_record import batch_count, batch_runs, upcast_v1_batches
 
 DEFAULT_BATCH_SIZE = 4
 
@@ -44,7 +44,7 @@ class Queue(Aggregate):
     def upcast_v1_v2(state: dict[str, Any]) -> None:
         """A v1 snapshot's latest analysis has v1 batches and a stored preview."""
         latest = state.get("latest_analysis")
-        if latest is not None and "parameter_sets" not in latest:
+        if latest is not None and "batch_columns" not in latest:
             upcast_v1_batches(latest)
 
     class Event(Aggregate.Event):
@@ -259,7 +259,7 @@ class Queue(Aggregate):
             mode=plan.mode,
             batch_size=plan.batch_size,
             parameter_sets=plan.parameter_sets_payload(),
-            batches=plan.batches_payload(),
+            batch_columns=plan.batches_payload(),
             efficiency=plan.efficiency,
             based_on_sequence=self.version,
             actor=actor,
@@ -268,8 +268,8 @@ class Queue(Aggregate):
     class Analyzed(Event):
         """A smart-batching plan was computed from the queue at based_on_sequence.
 
-        The batches are compact (see batchlog.domain.plan_record): they name their parameter
-        set by index and their runs by (source job, run index).
+        The batches are a table of columns (see batchlog.domain.plan_record) that names each
+        batch's parameter set by index and its runs by (source job, run index).
         """
 
         TOPIC = "batchlog.queue:Queue.Analyzed"
@@ -278,7 +278,7 @@ class Queue(Aggregate):
         mode: str
         batch_size: int
         parameter_sets: list[dict[str, Any]]
-        batches: list[dict[str, Any]]
+        batch_columns: dict[str, list[Any]]
         efficiency: dict[str, Any]
         based_on_sequence: int
         actor: str
@@ -295,7 +295,7 @@ class Queue(Aggregate):
         mode: str,
         batch_size: int,
         parameter_sets: list[dict[str, Any]],
-        batches: list[dict[str, Any]],
+        batch_columns: dict[str, list[Any]],
         efficiency: dict[str, Any],
         based_on_sequence: int,
         actor: str,
@@ -306,7 +306,7 @@ class Queue(Aggregate):
             "mode": mode,
             "batch_size": batch_size,
             "parameter_sets": parameter_sets,
-            "batches": batches,
+            "batch_columns": batch_columns,
             "efficiency": efficiency,
             "sequence": sequence,
         }
@@ -325,13 +325,13 @@ class Queue(Aggregate):
             raise UnknownAnalysisError(f"No analysis {chosen!r} in queue {self.name!r}.")
         if chosen != latest["analysis_id"] or latest["sequence"] != self.version:
             raise StaleAnalysisError()
-        batches = latest["batches"]
-        if len(new_job_ids) != len(batches):
+        columns = latest["batch_columns"]
+        if len(new_job_ids) != batch_count(columns):
             raise ValueError("one new job id per planned batch is needed")
         parameter_sets = latest["parameter_sets"]
         new_jobs = []
-        for index, (job_id, batch) in enumerate(zip(new_job_ids, batches, strict=True), start=1):
-            runs = batch_runs(batch, self.items)
+        for index, job_id in enumerate(new_job_ids):
+            runs = batch_runs(columns, index, self.items)
             new_jobs.append(
                 {
                     "job_id": job_id,
@@ -339,14 +339,14 @@ class Queue(Aggregate):
                     "prompt_ids": [run.prompt_id for run in runs],
                     "weights_list": [dict(run.weights) for run in runs],
                     "seeds": [run.seed for run in runs],
-                    "parameters": dict(parameter_sets[batch["parameter_set"]]),
-                    "controls": batch["controls"],
-                    "source_job_ids": batch["source_job_ids"],
-                    "priority": batch["priority"],
-                    "position": [batch["position"][0], index],
+                    "parameters": dict(parameter_sets[columns["parameter_set"][index]]),
+                    "controls": columns["controls"][index],
+                    "source_job_ids": columns["source_job_ids"][index],
+                    "priority": columns["priority"][index],
+                    "position": [columns["position"][index][0], index + 1],
                 }
             )
-        retired = list(dict.fromkeys(j for batch in batches for j in batch["source_job_ids"]))
+        retired = list(dict.fromkeys(j for sources in columns["source_job_ids"] for j in sources))
         self._reorganized(
             analysis_id=chosen, retired_job_ids=retired, new_jobs=new_jobs, actor=actor
         )
