@@ -251,7 +251,9 @@ class QueueService:
         coefficients = self._coefficients()
 
         def command(queue: Queue) -> dict[str, Any] | None:
-            plan = plan_smart_batches(queue.queued_in_order(), mode, queue.batch_size, coefficients)
+            # The plan filters and orders the queued items itself (one sort, not two).
+            items = queue.items.values()
+            plan = plan_smart_batches(items, mode, queue.batch_size, coefficients)
             if plan is None:
                 queue.require_paused("analyze")
                 return None

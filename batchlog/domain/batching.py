@@ -141,7 +141,7 @@ def calculate_batch_efficiency(
 
 
 def plan_smart_batches(
-    jobs: Sequence[QueueItem],
+    jobs: Iterable[QueueItem],
     mode: Mode,
     batch_size: int,
     coefficients: CostCoefficients = DEFAULT_COEFFICIENTS,
@@ -253,42 +253,33 @@ class _Unit:
         self.controls = controls
 
 
-class _Canonical:
-    """One object per distinct parameter set, found by identity first.
+def _units(jobs: Sequence[QueueItem]) -> list[_Unit]:
+    # Equal parameters become one object, found by identity first, so later grouping keys on
+    # id() (a C-level hash) instead of the 11-field dataclass hash and comparison.
+    by_id: dict[int, ExecutionParameters] = {}
+    by_value: dict[ExecutionParameters, ExecutionParameters] = {}
 
-    Equal parameters become the same object, so later grouping keys on id() (a C-level hash)
-    instead of the 11-field dataclass hash and comparison.
-    """
-
-    def __init__(self) -> None:
-        self._by_id: dict[int, ExecutionParameters] = {}
-        self._by_value: dict[ExecutionParameters, ExecutionParameters] = {}
-
-    def __call__(self, parameters: ExecutionParameters) -> ExecutionParameters:
-        found = self._by_id.get(id(parameters))
-        if found is None:
-            found = self._by_value.setdefault(parameters, parameters)
-            self._by_id[id(parameters)] = found
+    def canonical(parameters: ExecutionParameters) -> ExecutionParameters:
+        found = by_value.setdefault(parameters, parameters)
+        by_id[id(parameters)] = found
         return found
 
-
-def _units(jobs: Sequence[QueueItem]) -> list[_Unit]:
-    canonical = _Canonical()
     units: list[_Unit] = []
     append = units.append
     for job in jobs:
         runs = job.runs
         if len(runs) == 1:
             run = runs[0]
-            append(_Unit(job, canonical(run.parameters), runs, run.controls))
+            parameters = by_id.get(id(run.parameters)) or canonical(run.parameters)
+            append(_Unit(job, parameters, runs, run.controls))
             continue
         first = runs[0].parameters
         if all(run.parameters is first or run.parameters == first for run in runs):
-            append(_Unit(job, canonical(first), runs))
+            append(_Unit(job, by_id.get(id(first)) or canonical(first), runs))
             continue
         by_parameters: dict[ExecutionParameters, list[Run]] = defaultdict(list)
         for run in runs:
-            by_parameters[canonical(run.parameters)].append(run)
+            by_parameters[by_id.get(id(run.parameters)) or canonical(run.parameters)].append(run)
         units.extend(_Unit(job, params, tuple(part)) for params, part in by_parameters.items())
     return units
 
@@ -528,16 +519,20 @@ class _Priced:
     """Invocations run in this order: each one's seconds (a changed control set costs a
     switch) and how many control-set changes there are."""
 
-    def __init__(self, invocations: Sequence[Invocation], coefficients: CostCoefficients) -> None:
-        self.invocations = invocations
+    def __init__(self, invocations: Iterable[Invocation], coefficients: CostCoefficients) -> None:
         seconds: list[float] = []
+        append = seconds.append
         changes = 0
         terms: dict[int, tuple[float, float, float, float]] = {}
+        self.parameters: dict[int, ExecutionParameters] = {}
         memo: dict[tuple[int, int, int, bool], float] = {}
-        previous: tuple[frozenset[str], ExecutionParameters] | None = None
+        last_controls: frozenset[str] | None = None
+        last_parameters: ExecutionParameters | None = None
         for size, controls, parameters in invocations:
-            current = (controls, parameters)
-            changed = previous is not None and previous != current
+            changed = last_parameters is not None and (
+                controls != last_controls
+                or (parameters is not last_parameters and parameters != last_parameters)
+            )
             changes += changed
             key = (id(parameters), size, len(controls), changed)
             found = memo.get(key)
@@ -545,12 +540,12 @@ class _Priced:
                 found_terms = terms.get(id(parameters))
                 if found_terms is None:
                     found_terms = terms[id(parameters)] = coefficients.terms_for(parameters)
+                    self.parameters[id(parameters)] = parameters
                 found = memo[key] = seconds_from_terms(found_terms, size, len(controls), changed)
-            seconds.append(found)
-            previous = current
+            append(found)
+            last_controls, last_parameters = controls, parameters
         self.seconds = seconds
         self.changes = changes
-        self.parameters = {id(p): p for _, _, p in invocations}
 
 
 def _efficiency(
@@ -578,16 +573,12 @@ def _efficiency(
     }
 
 
-def _as_is_invocations(units: Sequence[_Unit], max_batch_size: int | None) -> list[Invocation]:
+def _as_is_invocations(units: Sequence[_Unit], max_batch_size: int | None) -> Iterator[Invocation]:
     """The invocations of running each job as it stands, in queue order."""
-    invocations: list[Invocation] = []
-    append = invocations.append
     for unit in units:
         if len(unit.runs) == 1:
-            append((1, unit.controls, unit.parameters))
+            yield (1, unit.controls, unit.parameters)
             continue
         cap = _cap(max_batch_size or len(unit.runs), len(unit.controls))
-        invocations.extend(
-            (len(chunk.runs), chunk.controls, unit.parameters) for chunk in _chunks(unit, cap)
-        )
-    return invocations
+        for chunk in _chunks(unit, cap):
+            yield (len(chunk.runs), chunk.controls, unit.parameters)
