@@ -19,6 +19,7 @@ from batchlog.domain.config import PromptFacts, validate_job
 from batchlog.domain.execution import Execution
 from batchlog.domain.plan_record import batch_count
 from batchlog.domain.queue import Queue
+from batchlog.projections.added_jobs import added_jobs
 from batchlog.projections.base import EventRecord
 
 BASE_TIME = datetime(2026, 1, 1, tzinfo=UTC)
@@ -32,6 +33,7 @@ COMMANDS = (
     "add",
     "add",
     "add",
+    "add_bulk",
     "cancel",
     "pause",
     "resume",
@@ -123,6 +125,25 @@ class World:
         config = {"weights": WEIGHTS[k % len(WEIGHTS)], "num_steps": 10 + 5 * (k % 2)}
         job = validate_job(job_id, prompts, "inference", config, 40 + 10 * (k % 3), facts)
         self.queue.add_job(job_id, job, f"user{k % 2}")
+        self.save(self.queue)
+        return True
+
+    def add_bulk(self, k: int) -> bool:
+        """Queue three jobs in one bulk add (JobsAdded): an upscale between two inference jobs."""
+        jobs = []
+        for index in range(3):
+            number = self._next()
+            job_id = f"job_{number:05d}"
+            prompts = [f"ps_{number:05d}_{i}" for i in range(1 + (k + index) % 2)]
+            facts = {pid: PromptFacts(pid, "", {"depth": "d.png"}) for pid in prompts}
+            priority = 40 + 10 * ((k + index) % 2)
+            if index == 1:
+                job = validate_job(job_id, prompts, "upscale", {"scale": 2}, priority, facts)
+            else:
+                config = {"weights": WEIGHTS[(k + index) % len(WEIGHTS)]}
+                job = validate_job(job_id, prompts, "inference", config, priority, facts)
+            jobs.append((job_id, job))
+        self.queue.add_jobs(jobs, f"user{k % 2}")
         self.save(self.queue)
         return True
 
@@ -334,6 +355,6 @@ class World:
         return {
             run["run_id"]
             for record in self.records
-            if record.event_type == "JobAdded"
-            for run in record.payload["runs"]
+            for _, job in added_jobs(record.event_type, record.payload)
+            for run in job["runs"]
         }

@@ -65,6 +65,7 @@ def build_runner(
     backoff_seconds: float = 1.0,
     grace_seconds: float = 30.0,
     poll_seconds: float = 1.0,
+    max_batch_seconds: float | None = None,
     settings: Settings | None = None,
 ) -> Runner:
     """A Runner for the queue behind a database URL; call `run()`, then `close()`."""
@@ -73,6 +74,8 @@ def build_runner(
         raise ValidationError("lease_seconds", f"is {lease_seconds}; must be > 0")
     if max_attempts < 1:
         raise ValidationError("max_attempts", f"is {max_attempts}; must be >= 1")
+    if max_batch_seconds is not None and max_batch_seconds <= 0:
+        raise ValidationError("max_batch_seconds", f"is {max_batch_seconds}; must be > 0")
     artifacts = Path(artifacts_dir) if artifacts_dir else base.data_dir / "artifacts"
     artifacts.mkdir(parents=True, exist_ok=True)
     chosen = backend or load_backend(
@@ -96,5 +99,6 @@ def build_runner(
         backoff_seconds=float(backoff_seconds),
         poll_seconds=float(poll_seconds),
         grace_seconds=float(grace_seconds),
+        max_batch_seconds=None if max_batch_seconds is None else float(max_batch_seconds),
     )
     return Runner(service, chosen, config, device=device)

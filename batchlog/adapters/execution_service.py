@@ -75,6 +75,7 @@ class ExecutionService:
         self._queue_id = queue_aggregate_id(queue_name)
         self._lock = threading.RLock()
         self._session_id: UUID | None = None
+        self._session: RunnerSession | None = None
         self._prompts: dict[str, Prompt] = {}
 
     # ---- claiming ------------------------------------------------------------------------
@@ -301,27 +302,31 @@ class ExecutionService:
                 return 0
             return len(settled)
 
-    def announce(self, backend: str, device: str, job_types: list[str]) -> None:
-        """Record that this runner started and which job types it claims."""
+    def announce(
+        self, backend: str, device: str, job_types: list[str], lease_seconds: float
+    ) -> None:
+        """Record that this runner started, which job types it claims, and its first heartbeat."""
+        now = self.clock()
         session = RunnerSession(
             runner_id=self.runner_id,
             queue_name=self.queue_name,
             backend=backend,
             device=device,
             job_types=job_types,
-            started_at=self.clock(),
+            started_at=now,
         )
+        session.renew(now, lease_seconds)
         self._save(session)
         self._session_id = session.id
+        self._session = session
+
+    def renew_session(self, lease_seconds: float) -> None:
+        """Record that this runner is alive while it holds no item (its heartbeat)."""
+        self._update_session(lambda session: session.renew(self.clock(), lease_seconds))
 
     def retire(self, summary: dict[str, Any]) -> None:
         """Record that this runner stopped, with its summary."""
-        if self._session_id is None:
-            return
-        with self._lock:
-            session: RunnerSession = self.store.repository.get(self._session_id)
-            session.stop(self.clock(), summary)
-            self._save(session)
+        self._update_session(lambda session: session.stop(self.clock(), summary))
         self._session_id = None
 
     def wait_for_change(self, timeout: float) -> None:
@@ -336,6 +341,24 @@ class ExecutionService:
             self.store.close()
 
     # ---- internals -----------------------------------------------------------------------
+
+    def _update_session(self, command: Callable[[RunnerSession], None]) -> None:
+        """Apply a command to this runner's open session and save it (nothing when none is open).
+
+        The session stays in memory: loading it would replay one event per heartbeat of its
+        life. After a failed save it is loaded again, as its unsaved event is gone.
+        """
+        with self._lock:
+            if self._session_id is None:
+                return
+            if self._session is None:
+                self._session = self.store.repository.get(self._session_id)
+            command(self._session)
+            try:
+                self._save(self._session)
+            except BaseException:
+                self._session = None
+                raise
 
     def _finished_claims(self, queue: Queue) -> list[str]:
         finished = []

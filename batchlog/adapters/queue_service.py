@@ -168,6 +168,14 @@ class QueueService:
             facts[pid] = known
         return facts
 
+    def _known_facts_of(self, prompt_ids: Any) -> Mapping[str, PromptFacts]:
+        """Facts for validating these prompt ids: the whole cache when it knows them all (no
+        per-job dict in a bulk add), else what _prompt_facts finds."""
+        known = self._known_prompts
+        if type(prompt_ids) is list and all(type(p) is str and p in known for p in prompt_ids):
+            return known
+        return self._prompt_facts(prompt_ids if not isinstance(prompt_ids, str) else [])
+
     # ---- queue commands ------------------------------------------------------------------
 
     def add_job(
@@ -208,14 +216,13 @@ class QueueService:
                 spec.get("job_type", "inference"),
                 spec.get("config"),
                 spec.get("priority", 50),
-                self._prompt_facts(prompt_ids if not isinstance(prompt_ids, str) else []),
+                self._known_facts_of(prompt_ids),
             )
             validated.append((job_id, job))
         who = submitter or self.actor
 
         def command(queue: Queue) -> list[str]:
-            for job_id, job in validated:
-                queue.add_job(job_id, job, who)
+            queue.add_jobs(validated, who)
             return [job_id for job_id, _ in validated]
 
         return self._command(command, retry=True)

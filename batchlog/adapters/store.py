@@ -20,6 +20,7 @@ from eventsourcing.utils import Environment
 
 # Every aggregate module is imported here, so that any stored event's explicit topic resolves
 # in any process that opens the store (topics are registered when their classes are defined).
+from batchlog.adapters.postgres_recorder import compress_states_with_lz4
 from batchlog.domain import execution, prompt, runner_session  # noqa: F401
 from batchlog.domain.errors import BatchlogError, ValidationError
 from batchlog.domain.queue import Queue
@@ -89,6 +90,7 @@ def store_environment(target: DatabaseTarget, *, create_tables: bool) -> dict[st
         "AGGREGATE_CACHE_FASTFORWARD": "y",
         "DEEPCOPY_FROM_AGGREGATE_CACHE": "n",
         "CREATE_TABLE": "y" if create_tables else "n",
+        "MAPPER_TOPIC": "batchlog.adapters.event_encoding:JobEventMapper",
     }
     if target.dialect == "sqlite":
         assert target.sqlite_path is not None
@@ -101,14 +103,13 @@ def store_environment(target: DatabaseTarget, *, create_tables: bool) -> dict[st
         }
     return {
         **common,
-        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "PERSISTENCE_MODULE": "batchlog.adapters.postgres_recorder:BatchlogPostgresFactory",
         "POSTGRES_DBNAME": target.dbname,
         "POSTGRES_HOST": target.host,
         "POSTGRES_PORT": str(target.port),
         "POSTGRES_USER": target.user,
         "POSTGRES_PASSWORD": target.password,
         "POSTGRES_ENABLE_DB_FUNCTIONS": "n",
-        "APPLICATION_RECORDER_TOPIC": "batchlog.adapters.postgres_recorder:LargeEventSafeRecorder",
         "POSTGRES_POOL_SIZE": "4",
         "POSTGRES_MAX_OVERFLOW": "8",
         "POSTGRES_CONNECT_TIMEOUT": "10",
@@ -180,9 +181,14 @@ def open_store(url: str, *, create_tables: bool | None = None) -> EventStore:
 
 
 def migrate_event_tables(url: str) -> None:
-    """Create the event and snapshot tables (idempotent; run once, not at every start-up)."""
+    """Create the event and snapshot tables (idempotent; run once, not at every start-up);
+    on PostgreSQL their states are compressed with lz4 where the server can."""
     store = open_store(url, create_tables=True)
     store.close()
+    target = parse_database_url(url)
+    if target.dialect == "postgres":
+        prefix = APPLICATION_NAME.lower()
+        compress_states_with_lz4(target.conninfo(), [f"{prefix}_events", f"{prefix}_snapshots"])
 
 
 @contextlib.contextmanager

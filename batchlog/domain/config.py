@@ -17,7 +17,13 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 from batchlog.domain.controls import CONTROLS, CONTROLS_NEEDING_INPUT_FILES, control_signature
 from batchlog.domain.errors import ValidationError
 from batchlog.domain.ids import run_id_for
-from batchlog.domain.jobs import BATCHABLE_JOB_TYPES, JOB_TYPES, ExecutionParameters, Run
+from batchlog.domain.jobs import (
+    BATCHABLE_JOB_TYPES,
+    JOB_TYPES,
+    ExecutionParameters,
+    Run,
+    interned_parameters,
+)
 
 Level = Literal["very_low", "low", "medium", "high", "very_high"]
 MIN_PRIORITY, MAX_PRIORITY = 0, 100
@@ -26,18 +32,20 @@ MAX_PROMPTS_PER_JOB = 10_000
 
 
 def _check_weights(value: Any, field: str) -> dict[str, float]:
-    if not isinstance(value, Mapping):
+    # Exact-type checks first: this runs for every job of a bulk add.
+    if type(value) is not dict and not isinstance(value, Mapping):
         raise ValueError(f"{field} must be a mapping of control to weight, e.g. {{'vis': 0.5}}")
     checked: dict[str, float] = {}
     for name, weight in value.items():
         if name not in CONTROLS:
             raise ValueError(f"unknown control {name!r} in {field}; allowed: {', '.join(CONTROLS)}")
-        if isinstance(weight, bool) or not isinstance(weight, int | float):
+        kind = type(weight)
+        if kind is not float and (kind is bool or not isinstance(weight, int | float)):
             raise ValueError(f"weight of {name!r} in {field} must be a number from 0 to 1")
-        if math.isnan(weight) or not 0.0 <= weight <= 1.0:
+        if not 0.0 <= weight <= 1.0:  # also NaN, which compares false
             raise ValueError(f"weight of {name!r} in {field} is {weight}; allowed: 0 to 1")
         checked[name] = float(weight)
-    if not control_signature(checked):
+    if not any(weight > 0 for weight in checked.values()):
         raise ValueError(
             f"{field} needs at least one control with a weight > 0 "
             f"(controls: {', '.join(CONTROLS)})"
@@ -68,12 +76,13 @@ class InferenceConfig(BaseModel):
     canny_threshold: Level = "medium"
     negative_prompt: str | None = Field(None, max_length=10_000)
 
-    @field_validator("weights", mode="before")
+    # "plain": the check already returns dict[str, float], pydantic need not check it again.
+    @field_validator("weights", mode="plain")
     @classmethod
     def _weights_are_controls(cls, value: Any) -> Any:
         return None if value is None else _check_weights(value, "weights")
 
-    @field_validator("weights_list", mode="before")
+    @field_validator("weights_list", mode="plain")
     @classmethod
     def _weights_list_entries(cls, value: Any) -> Any:
         if value is None:
@@ -150,7 +159,7 @@ def validate_job(
             "job_type", f"{job_type!r} is unknown; allowed: {', '.join(JOB_TYPES)}"
         )
     ids = _check_prompt_ids(prompt_ids, prompts)
-    if isinstance(priority, bool) or not isinstance(priority, int):
+    if type(priority) is not int and (isinstance(priority, bool) or not isinstance(priority, int)):
         raise ValidationError(
             "priority", f"must be an integer from {MIN_PRIORITY} to {MAX_PRIORITY}"
         )
@@ -158,7 +167,7 @@ def validate_job(
         raise ValidationError(
             "priority", f"is {priority}; allowed: {MIN_PRIORITY} to {MAX_PRIORITY}"
         )
-    if config is not None and not isinstance(config, Mapping):
+    if config is not None and type(config) is not dict and not isinstance(config, Mapping):
         raise ValidationError("config", "must be a mapping of option to value")
     raw = dict(config or {})
     if job_type in BATCHABLE_JOB_TYPES:
@@ -175,7 +184,9 @@ def validate_job(
 def _check_prompt_ids(
     prompt_ids: Sequence[str], prompts: Mapping[str, PromptFacts]
 ) -> tuple[str, ...]:
-    if isinstance(prompt_ids, str) or not isinstance(prompt_ids, Sequence):
+    if type(prompt_ids) is not list and (
+        isinstance(prompt_ids, str) or not isinstance(prompt_ids, Sequence)
+    ):
         raise ValidationError("prompt_ids", "must be a list of prompt ids, e.g. ['ps_001']")
     if not prompt_ids:
         raise ValidationError("prompt_ids", "is empty; give at least one prompt id")
@@ -206,11 +217,8 @@ def _validate_inference(
     runs = []
     for index, (pid, weights, seed) in enumerate(zip(ids, weights_list, seeds, strict=True)):
         facts = prompts[pid]
-        missing = sorted(
-            control
-            for control in control_signature(weights) & CONTROLS_NEEDING_INPUT_FILES
-            if control not in facts.control_inputs
-        )
+        needing_files = control_signature(weights) & CONTROLS_NEEDING_INPUT_FILES
+        missing = needing_files and sorted(needing_files - set(facts.control_inputs))
         if missing:
             raise ValidationError(
                 "config.weights",
@@ -226,7 +234,8 @@ def _validate_inference(
                 run_id_for(job_id, index), job_id, pid, weights, seed, _parameters(parsed, negative)
             )
         )
-    normalized = parsed.model_dump(exclude_none=True)
+    # The fields as model_dump(exclude_none=True) gives them (all plain values), without its cost.
+    normalized = {name: value for name, value in parsed.__dict__.items() if value is not None}
     return ValidatedJob(job_type, ids, normalized, tuple(runs), {}, priority)
 
 
@@ -268,20 +277,18 @@ def _seeds_per_prompt(parsed: InferenceConfig, ids: tuple[str, ...]) -> list[int
 
 
 def _parameters(parsed: InferenceConfig, negative_prompt: str) -> ExecutionParameters:
-    return ExecutionParameters.from_payload(
-        {
-            "model": parsed.model,
-            "num_steps": parsed.num_steps,
-            "guidance": parsed.guidance,
-            "sigma_max": parsed.sigma_max,
-            "fps": parsed.fps,
-            "width": parsed.width,
-            "height": parsed.height,
-            "frames": parsed.frames,
-            "blur_strength": parsed.blur_strength,
-            "canny_threshold": parsed.canny_threshold,
-            "negative_prompt": negative_prompt,
-        }
+    return interned_parameters(
+        parsed.model,
+        parsed.num_steps,
+        parsed.guidance,
+        parsed.sigma_max,
+        parsed.fps,
+        parsed.width,
+        parsed.height,
+        parsed.frames,
+        parsed.blur_strength,
+        parsed.canny_threshold,
+        negative_prompt,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from typing import NewType
 
@@ -28,22 +29,22 @@ def prompt_aggregate_id(prompt_id: str) -> uuid.UUID:
 
 def new_job_id() -> JobId:
     """A fresh job id."""
-    return JobId(f"job_{uuid.uuid4().hex[:16]}")
+    return JobId(f"job_{secrets.token_hex(8)}")
 
 
 def new_batch_job_id() -> JobId:
     """A fresh id for a batch job created by a reorganization."""
-    return JobId(f"batch_{uuid.uuid4().hex[:16]}")
+    return JobId(f"batch_{secrets.token_hex(8)}")
 
 
 def new_prompt_id() -> PromptId:
     """A fresh prompt id."""
-    return PromptId(f"ps_{uuid.uuid4().hex[:16]}")
+    return PromptId(f"ps_{secrets.token_hex(8)}")
 
 
 def new_analysis_id() -> AnalysisId:
     """A fresh analysis id."""
-    return AnalysisId(f"an_{uuid.uuid4().hex[:16]}")
+    return AnalysisId(f"an_{secrets.token_hex(8)}")
 
 
 def new_claim_token() -> ClaimToken:

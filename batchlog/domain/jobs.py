@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -45,29 +46,42 @@ class ExecutionParameters:
 
     @classmethod
     def from_payload(cls, payload: Mapping[str, Any]) -> ExecutionParameters:
-        """Rebuild from to_payload()'s dict, normalizing numbers (5 == 5.0).
-
-        Equal parameters come back as one shared (immutable) object, so a queue of 100k runs
-        holds a few parameter objects, and grouping runs by them is mostly identity checks.
-        """
-        return _shared_parameters(
-            str(payload["model"]),
-            int(payload["num_steps"]),
-            float(payload["guidance"]),
-            float(payload["sigma_max"]),
-            int(payload["fps"]),
-            int(payload["width"]),
-            int(payload["height"]),
-            int(payload["frames"]),
-            str(payload["blur_strength"]),
-            str(payload["canny_threshold"]),
-            str(payload["negative_prompt"]),
-        )
+        """Rebuild from to_payload()'s dict, normalizing numbers (5 == 5.0)."""
+        return interned_parameters(*_parameter_values(payload))
 
 
-@lru_cache(maxsize=4096)
-def _shared_parameters(*fields: Any) -> ExecutionParameters:
-    return ExecutionParameters(*fields)
+@lru_cache(maxsize=1024)
+def interned_parameters(
+    model: str,
+    num_steps: int,
+    guidance: float,
+    sigma_max: float,
+    fps: int,
+    width: int,
+    height: int,
+    frames: int,
+    blur_strength: str,
+    canny_threshold: str,
+    negative_prompt: str,
+) -> ExecutionParameters:
+    """Execution parameters, numbers normalized; equal ones share one (immutable) instance, so
+    the runs of a bulk add or a replay do not each build their own."""
+    return ExecutionParameters(
+        model=str(model),
+        num_steps=int(num_steps),
+        guidance=float(guidance),
+        sigma_max=float(sigma_max),
+        fps=int(fps),
+        width=int(width),
+        height=int(height),
+        frames=int(frames),
+        blur_strength=str(blur_strength),
+        canny_threshold=str(canny_threshold),
+        negative_prompt=str(negative_prompt),
+    )
+
+
+_parameter_values = operator.itemgetter(*ExecutionParameters.__dataclass_fields__)
 
 
 @lru_cache(maxsize=1024)

@@ -28,10 +28,65 @@ from batchlog.domain.errors import (
     UnknownJobError,
 )
 from batchlog.domain.ids import queue_aggregate_id
-from batchlog.domain.jobs import Claim, QueueItem, Run
+from batchlog.domain.jobs import Claim, ExecutionParameters, QueueItem, Run
 from batchlog.domain.plan_record import batch_count, batch_runs, upcast_v1_batches
 
 DEFAULT_BATCH_SIZE = 4
+MAX_JOBS_PER_EVENT = 1000
+# A bulk-added job's minor position is its index times this; the batch jobs that replace it
+# take the following minors (at most POSITION_SLOT - 1 batches per analysis), so they keep its
+# place before the next job of the same bulk. Jobs added one by one have slot 0.
+POSITION_SLOT = 2**20
+
+
+def slot_start(minor: int) -> int:
+    """The minor position of the job slot this minor position lies in."""
+    return minor - minor % POSITION_SLOT
+
+
+def bulk_payload(
+    jobs: Sequence[tuple[str, ValidatedJob]],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Validated jobs as JobsAdded's `jobs` and `parameters`: each distinct set of execution
+    parameters once, runs referring to it by index (and not repeating their job's id)."""
+    indexes: dict[ExecutionParameters, int] = {}
+    entries = []
+    for job_id, job in jobs:
+        runs = [
+            {
+                "run_id": run.run_id,
+                "prompt_id": run.prompt_id,
+                "weights": dict(run.weights),
+                "seed": run.seed,
+                "parameters": indexes.setdefault(run.parameters, len(indexes)),
+            }
+            for run in job.runs
+        ]
+        entries.append(
+            {
+                "job_id": job_id,
+                "job_type": job.job_type,
+                "prompt_ids": list(job.prompt_ids),
+                "config": job.config,
+                "runs": runs,
+                "options": job.options,
+                "priority": job.priority,
+            }
+        )
+    return entries, [parameters.to_payload() for parameters in indexes]
+
+
+def job_payload(job_id: str, job: ValidatedJob) -> dict[str, Any]:
+    """A validated job as the fields of JobAdded (but the submitter)."""
+    return {
+        "job_id": job_id,
+        "job_type": job.job_type,
+        "prompt_ids": list(job.prompt_ids),
+        "config": job.config,
+        "runs": [run.to_payload() for run in job.runs],
+        "options": job.options,
+        "priority": job.priority,
+    }
 
 
 class Queue(Aggregate):
@@ -127,16 +182,17 @@ class Queue(Aggregate):
 
     def add_job(self, job_id: str, job: ValidatedJob, submitter: str) -> None:
         """Queue a validated job."""
-        self._job_added(
-            job_id=job_id,
-            job_type=job.job_type,
-            prompt_ids=list(job.prompt_ids),
-            config=job.config,
-            runs=[run.to_payload() for run in job.runs],
-            options=job.options,
-            priority=job.priority,
-            submitter=submitter,
-        )
+        self._job_added(**job_payload(job_id, job), submitter=submitter)
+
+    def add_jobs(self, jobs: Sequence[tuple[str, ValidatedJob]], submitter: str) -> None:
+        """Queue validated jobs in this order: one JobAdded for a single job, else JobsAdded
+        events of at most MAX_JOBS_PER_EVENT jobs each."""
+        if len(jobs) == 1:
+            self.add_job(*jobs[0], submitter)
+            return
+        for start in range(0, len(jobs), MAX_JOBS_PER_EVENT):
+            entries, parameters = bulk_payload(jobs[start : start + MAX_JOBS_PER_EVENT])
+            self._jobs_added(jobs=entries, parameters=parameters, submitter=submitter)
 
     class JobAdded(Event):
         """A job was queued."""
@@ -173,6 +229,49 @@ class Queue(Aggregate):
             submitter=submitter,
             options=dict(options),
         )
+
+    class JobsAdded(Event):
+        """Several jobs were queued at once, in this order (a bulk add).
+
+        Each entry of `jobs` has JobAdded's fields but the submitter, and its runs name their
+        execution parameters by index into `parameters` (each distinct set once) instead of
+        repeating them and the job id. The job at index i takes position
+        (sequence, i * POSITION_SLOT), so it keeps its place among the others.
+        """
+
+        TOPIC = "batchlog.queue:Queue.JobsAdded"
+        class_version = 1
+        jobs: list[dict[str, Any]]
+        parameters: list[dict[str, Any]]
+        submitter: str
+
+    @event(JobsAdded)
+    def _jobs_added(
+        self, jobs: list[dict[str, Any]], parameters: list[dict[str, Any]], submitter: str
+    ) -> None:
+        sequence = self.version + 1
+        shared = [ExecutionParameters.from_payload(entry) for entry in parameters]
+        for index, job in enumerate(jobs):
+            job_id = job["job_id"]
+            self.items[job_id] = QueueItem(
+                job_id=job_id,
+                job_type=job["job_type"],
+                runs=tuple(
+                    Run(
+                        run_id=str(run["run_id"]),
+                        job_id=job_id,
+                        prompt_id=str(run["prompt_id"]),
+                        weights={str(k): float(v) for k, v in run["weights"].items()},
+                        seed=int(run["seed"]),
+                        parameters=shared[run["parameters"]],
+                    )
+                    for run in job["runs"]
+                ),
+                priority=job["priority"],
+                position=(sequence, index * POSITION_SLOT),
+                submitter=submitter,
+                options=dict(job["options"]),
+            )
 
     def cancel_job(self, job_id: str, reason: str, actor: str) -> None:
         """Cancel a queued job (a running one cannot be cancelled)."""
@@ -343,7 +442,10 @@ class Queue(Aggregate):
                     "controls": columns["controls"][index],
                     "source_job_ids": columns["source_job_ids"][index],
                     "priority": columns["priority"][index],
-                    "position": [columns["position"][index][0], index + 1],
+                    "position": [
+                        columns["position"][index][0],
+                        slot_start(columns["position"][index][1]) + index + 1,
+                    ],
                 }
             )
         retired = list(dict.fromkeys(j for sources in columns["source_job_ids"] for j in sources))

@@ -1,15 +1,17 @@
 """The RunnerSession aggregate: a runner process announcing what it can run, and its end.
 
-It lets the status say which queued items no running runner can take (capability routing).
-A runner killed with SIGKILL never records `Stopped`; its session stays open until its host
-starts a runner with the same id again.
+It lets the status say which queued items no running runner can take (capability routing),
+and whether a runner is still alive: a runner killed with SIGKILL never records `Stopped`, so
+liveness is read from its last sign of life (`LeaseRenewed` on the session while it holds no
+item, the item's lease while it works), compared at read time with the lease it promised.
 """
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, assert_never
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
@@ -66,6 +68,28 @@ class RunnerSession(Aggregate):
         self.job_types = list(job_types)
         self.started_at = started_at
         self.stopped = False
+        self.renewed_at: datetime | None = None
+        self.lease_seconds: float | None = None
+
+    def renew(self, renewed_at: datetime, lease_seconds: float) -> None:
+        """Record that the runner is alive and will show a sign of life within lease_seconds."""
+        if lease_seconds <= 0:
+            raise ValueError(f"lease_seconds must be > 0 (got {lease_seconds})")
+        if not self.stopped:
+            self._renewed(renewed_at=renewed_at, lease_seconds=float(lease_seconds))
+
+    class LeaseRenewed(Event):
+        """The runner was alive at renewed_at (recorded while it holds no item's lease)."""
+
+        TOPIC = "batchlog.runner:RunnerSession.LeaseRenewed"
+        class_version = 1
+        renewed_at: datetime
+        lease_seconds: float
+
+    @event(LeaseRenewed)
+    def _renewed(self, renewed_at: datetime, lease_seconds: float) -> None:
+        self.renewed_at = renewed_at
+        self.lease_seconds = lease_seconds
 
     def stop(self, stopped_at: datetime, summary: dict[str, Any]) -> None:
         """Record that the runner stopped, with its counters."""
@@ -83,3 +107,54 @@ class RunnerSession(Aggregate):
     @event(Stopped)
     def _stopped(self, stopped_at: datetime, summary: dict[str, Any]) -> None:
         self.stopped = True
+
+
+RunnerStatus = Literal["active", "lost", "stopped"]
+
+
+@dataclass(frozen=True)
+class Liveness:
+    """A runner's status at one moment, with the evidence it rests on."""
+
+    status: RunnerStatus
+    last_sign_of_life: datetime | None = None
+    silent_seconds: float | None = None
+    lease_seconds: float | None = None
+
+    def describe(self) -> str:
+        """The status with its reason, e.g. 'lost (no heartbeat for 47 s; lease 30 s)'."""
+        if self.silent_seconds is None or self.lease_seconds is None:
+            if self.status == "active":
+                return "active (started by a version that records no heartbeat)"
+            return self.status
+        silent, lease = _seconds(self.silent_seconds), _seconds(self.lease_seconds)
+        match self.status:
+            case "active":
+                return f"active (heartbeat {silent} s ago; lease {lease} s)"
+            case "lost":
+                return f"lost (no heartbeat for {silent} s; lease {lease} s)"
+            case "stopped":
+                return "stopped"
+            case unreachable:
+                assert_never(unreachable)
+
+
+def runner_liveness(
+    stopped: bool,
+    last_sign_of_life: datetime | None,
+    lease_seconds: float | None,
+    now: datetime,
+) -> Liveness:
+    """Stopped if it said so; lost once its last sign of life is older than its lease."""
+    if stopped:
+        return Liveness("stopped")
+    if last_sign_of_life is None or lease_seconds is None:
+        return Liveness("active")
+    silent = max(0.0, (now - last_sign_of_life).total_seconds())
+    status: RunnerStatus = "lost" if silent > lease_seconds else "active"
+    return Liveness(status, last_sign_of_life, silent, lease_seconds)
+
+
+def _seconds(value: float) -> str:
+    """Whole seconds from 10 s on, tenths below (a 1.5 s test lease stays readable)."""
+    return f"{value:.0f}" if value >= 10 else f"{value:.1f}".removesuffix(".0")

@@ -25,6 +25,7 @@ from batchlog.projections.queue_tables import ITEM_SPLIT_TOPIC, ITEMS_SETTLED_TO
 
 RUNNER_STARTED_TOPIC = "batchlog.runner:RunnerSession.Started"
 RUNNER_STOPPED_TOPIC = "batchlog.runner:RunnerSession.Stopped"
+RUNNER_RENEWED_TOPIC = "batchlog.runner:RunnerSession.LeaseRenewed"
 
 EVENTS = Table(
     "history_events",
@@ -71,6 +72,7 @@ class HistoryProjection(Projection):
         self._describers: dict[str, Callable[[EventRecord], Described]] = {
             Queue.Created.TOPIC: lambda e: ("", [], f"queue {e.payload['name']!r} created"),
             Queue.JobAdded.TOPIC: _job_added,
+            Queue.JobsAdded.TOPIC: _jobs_added,
             Queue.JobCancelled.TOPIC: lambda e: (
                 e.payload["actor"],
                 [e.payload["job_id"]],
@@ -110,6 +112,11 @@ class HistoryProjection(Projection):
                 f"{e.payload['device']} for {', '.join(e.payload['job_types'])}",
             ),
             RUNNER_STOPPED_TOPIC: lambda e: ("", [], "runner stopped"),
+            RUNNER_RENEWED_TOPIC: lambda e: (
+                "",
+                [],
+                f"runner heartbeat (lease {e.payload['lease_seconds']:g} s)",
+            ),
             Prompt.Created.TOPIC: lambda e: (
                 str(e.payload.get("actor", "")),
                 [],
@@ -232,6 +239,17 @@ def _job_added(event: EventRecord) -> Described:
         f"priority {p['priority']}) by {p['submitter']}"
     )
     return p["submitter"], [p["job_id"]], summary
+
+
+def _jobs_added(event: EventRecord) -> Described:
+    p = event.payload
+    job_ids = [job["job_id"] for job in p["jobs"]]
+    runs = sum(len(job["runs"]) for job in p["jobs"])
+    shown = ", ".join(job_ids[:3]) + (f" … {job_ids[-1]}" if len(job_ids) > 3 else "")
+    summary = (
+        f"added {len(job_ids)} jobs ({shown}; {runs} runs) by {p['submitter']} in one bulk add"
+    )
+    return p["submitter"], job_ids, summary
 
 
 def _analyzed(event: EventRecord) -> Described:

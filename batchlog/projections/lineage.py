@@ -7,9 +7,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from batchlog.projections.added_jobs import added_jobs
 from batchlog.projections.base import source_job_of
 
 HistoryRow = Mapping[str, Any]
+ADD_EVENTS = frozenset({"JobAdded", "JobsAdded"})
 
 
 def descendants(job_id: str, rows: Iterable[HistoryRow]) -> list[str]:
@@ -46,11 +48,8 @@ def build_lineage(job_id: str, rows: Sequence[HistoryRow]) -> dict[str, Any]:
     family = {job_id}
     for row in rows:
         kind, p = row["event_type"], row["payload"]
-        if kind == "JobAdded" and p["job_id"] == job_id:
-            lineage["added"] = {"position": row["position"], "by": p["submitter"]}
-            lineage["status"] = "queued"
-            for run in p["runs"]:
-                runs[run["run_id"]] = _run(run["run_id"], run["prompt_id"], job_id)
+        if kind in ADD_EVENTS:
+            _added(job_id, row, lineage, runs)
         elif kind == "Analyzed" and job_id in row["job_ids"]:
             lineage["analyses"].append(p["analysis_id"])
         elif kind == "Reorganized":
@@ -98,6 +97,19 @@ def _run(run_id: str, prompt_id: str, source_job_id: str) -> dict[str, Any]:
         "seconds": None,
         "error": None,
     }
+
+
+def _added(
+    job_id: str, row: HistoryRow, lineage: dict[str, Any], runs: dict[str, dict[str, Any]]
+) -> None:
+    """The job's added step, from its JobAdded or its entry of a bulk JobsAdded."""
+    for _, p in added_jobs(row["event_type"], row["payload"]):
+        if p["job_id"] == job_id:
+            lineage["added"] = {"position": row["position"], "by": p["submitter"]}
+            lineage["status"] = "queued"
+            for run in p["runs"]:
+                runs[run["run_id"]] = _run(run["run_id"], run["prompt_id"], job_id)
+            return
 
 
 def _reorganized(

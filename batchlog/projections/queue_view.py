@@ -14,6 +14,7 @@ from batchlog.domain.execution import Execution
 from batchlog.domain.jobs import BATCHABLE_JOB_TYPES
 from batchlog.domain.prompt import Prompt
 from batchlog.domain.queue import DEFAULT_BATCH_SIZE, Queue
+from batchlog.projections.added_jobs import added_jobs
 from batchlog.projections.base import (
     EventRecord,
     InconsistentEventError,
@@ -56,6 +57,7 @@ class QueueProjection(ExecutionFolding, Projection):
         self._handlers: dict[str, Callable[[EventRecord], None]] = {
             Queue.Created.TOPIC: self._created,
             Queue.JobAdded.TOPIC: self._job_added,
+            Queue.JobsAdded.TOPIC: self._job_added,
             Queue.JobCancelled.TOPIC: self._job_cancelled,
             Queue.Paused.TOPIC: self._paused,
             Queue.Resumed.TOPIC: self._resumed,
@@ -162,18 +164,19 @@ class QueueProjection(ExecutionFolding, Projection):
         return item
 
     def _job_added(self, event: EventRecord) -> None:
-        p = event.payload
-        self._new_item(
-            event,
-            job_id=p["job_id"],
-            job_type=p["job_type"],
-            priority=int(p["priority"]),
-            position_major=event.sequence,
-            position_minor=0,
-            runs=list(p["runs"]),
-            submitter=p["submitter"],
-            options=dict(p.get("options") or {}),
-        )
+        for index, (minor, p) in enumerate(added_jobs(event.event_type, event.payload)):
+            self._new_item(
+                event,
+                job_id=p["job_id"],
+                job_type=p["job_type"],
+                priority=int(p["priority"]),
+                position_major=event.sequence,
+                position_minor=minor,
+                runs=list(p["runs"]),
+                submitter=p["submitter"],
+                options=dict(p.get("options") or {}),
+                added_index=index,
+            )
 
     def _end(self, item: Row, event: EventRecord, status: str, outcome: str) -> None:
         """The item ended (it may still be held by the aggregate until it is settled)."""

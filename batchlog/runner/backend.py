@@ -80,6 +80,19 @@ class BackendError(RuntimeError):
         self.retryable = retryable
 
 
+class BatchTimeLimitError(BackendError):
+    """The batch ran past the runner's --max-batch-seconds and was abandoned (raised by the
+    runner, not the backend); retried like any retryable failure."""
+
+    def __init__(self, limit_seconds: float) -> None:
+        super().__init__(
+            f"batch ran past the {limit_seconds:g} s limit (--max-batch-seconds) and was "
+            "abandoned; the runner claims nothing more until the backend call returns",
+            retryable=True,
+        )
+        self.limit_seconds = limit_seconds
+
+
 @runtime_checkable
 class InferenceBackend(Protocol):
     """Executes batches; loaded once per runner process and kept warm across batches."""

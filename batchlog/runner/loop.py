@@ -20,8 +20,10 @@ from batchlog.runner.backend import (
     BackendError,
     BackendOutOfMemoryError,
     BatchOutcome,
+    BatchTimeLimitError,
     InferenceBackend,
 )
+from batchlog.runner.liveness import LeaseKeeper, SessionHeartbeat
 from batchlog.runner.ports import BatchFailure, ClaimedItem, FailureAction, RunnerStore
 
 logger = logging.getLogger("batchlog.runner")
@@ -39,6 +41,7 @@ class RunnerConfig:
     lease_fraction: float = 1 / 3
     poll_seconds: float = 1.0
     grace_seconds: float = 30.0
+    max_batch_seconds: float | None = None
 
     def __post_init__(self) -> None:
         if self.lease_seconds <= 0:
@@ -47,6 +50,8 @@ class RunnerConfig:
             raise ValueError("max_attempts must be >= 1")
         if not 0 < self.lease_fraction < 1:
             raise ValueError("lease_fraction must be between 0 and 1")
+        if self.max_batch_seconds is not None and self.max_batch_seconds <= 0:
+            raise ValueError("max_batch_seconds must be > 0 (or None for no limit)")
 
 
 def backoff_delay(attempt: int, base_seconds: float, cap_seconds: float) -> float:
@@ -84,6 +89,7 @@ class RunSummary:
     split: int = 0
     dead_lettered: int = 0
     released: int = 0
+    abandoned: int = 0
     refused: int = 0
     reaped: int = 0
     settled: int = 0
@@ -100,36 +106,6 @@ class RunSummary:
             "batches": list(self.batches),
             "bookkeeping_share": (self.bookkeeping_seconds / total) if total else 0.0,
         }
-
-
-class _LeaseKeeper(threading.Thread):
-    """Extends the lease every `interval` seconds until stopped or the claim is lost."""
-
-    def __init__(
-        self, store: RunnerStore, claimed: ClaimedItem, lease_seconds: float, interval: float
-    ) -> None:
-        super().__init__(name=f"lease-{claimed.item_id}", daemon=True)
-        self._store = store
-        self._claimed = claimed
-        self._lease_seconds = lease_seconds
-        self._interval = interval
-        self._stopped = threading.Event()
-        self.lost = False
-
-    def run(self) -> None:
-        while not self._stopped.wait(self._interval):
-            try:
-                if not self._store.extend_lease(self._claimed, self._lease_seconds):
-                    self.lost = True
-                    logger.warning("lease of %s was lost", self._claimed.item_id)
-                    return
-            except Exception:
-                logger.exception("extending the lease of %s failed", self._claimed.item_id)
-
-    def stop(self) -> None:
-        self._stopped.set()
-        if self.is_alive() and threading.current_thread() is not self:
-            self.join()
 
 
 class Runner:
@@ -149,6 +125,10 @@ class Runner:
         self._loaded = False
         self._closed = False
         self._release_now = threading.Event()
+        self._abandoned: threading.Thread | None = None
+        self._heartbeat = SessionHeartbeat(
+            store, self.config.lease_seconds, self.config.lease_seconds * self.config.lease_fraction
+        )
 
     @property
     def runner_id(self) -> str:
@@ -169,7 +149,8 @@ class Runner:
             self.backend.load()
             self._loaded = True
         job_types: list[str] = [t for t in JOB_TYPES if self.backend.supports(t)]
-        self.store.announce(self.backend.name, self.device, job_types)
+        self.store.announce(self.backend.name, self.device, job_types, self.config.lease_seconds)
+        self._heartbeat.restart()
         progress({"event": "started", "runner_id": self.runner_id, "job_types": job_types})
         try:
             while not stop.is_set():
@@ -220,9 +201,11 @@ class Runner:
         """Reap, claim and run one item, or wait; False when drain mode found nothing left."""
         began = time.perf_counter()
         summary.reaped += self.store.reap_expired()
-        claimed = self.store.claim_next(
-            self.backend.supports, self.config.lease_seconds, self.backend.name, self.device
-        )
+        claimed = None
+        if not self._backend_busy():
+            claimed = self.store.claim_next(
+                self.backend.supports, self.config.lease_seconds, self.backend.name, self.device
+            )
         if claimed is not None:
             summary.bookkeeping_seconds += time.perf_counter() - began
             self._execute(claimed, stop, summary, progress)
@@ -231,12 +214,22 @@ class Runner:
         outlook = self.store.outlook(self.backend.supports)
         if until_idle and outlook.idle:
             return False
-        timeout = self.config.poll_seconds
+        self._heartbeat.beat_if_due()
+        waits = [self.config.poll_seconds, self._heartbeat.seconds_until_due()]
+        if self._abandoned is not None:  # nothing to claim before the backend returns
+            self._abandoned.join(max(0.01, min(waits)))
+            return True
         if outlook.next_not_before is not None:
-            wait = (outlook.next_not_before - datetime.now(UTC)).total_seconds()
-            timeout = max(0.01, min(timeout, wait))
-        self.store.wait_for_change(timeout)
+            waits.append((outlook.next_not_before - datetime.now(UTC)).total_seconds())
+        self.store.wait_for_change(max(0.01, min(waits)))
         return True
+
+    def _backend_busy(self) -> bool:
+        """Whether an abandoned batch's backend call still runs (no claims until it returns:
+        a backend is not asked to run two batches at once)."""
+        if self._abandoned is not None and not self._abandoned.is_alive():
+            self._abandoned = None
+        return self._abandoned is not None
 
     # ---- one item --------------------------------------------------------------------------
 
@@ -258,7 +251,7 @@ class Runner:
             }
         )
         interval = self.config.lease_seconds * self.config.lease_fraction
-        keeper = _LeaseKeeper(self.store, claimed, self.config.lease_seconds, interval)
+        keeper = LeaseKeeper(self.store, claimed, self.config.lease_seconds, interval)
         keeper.start()
         began = time.perf_counter()
         try:
@@ -267,12 +260,13 @@ class Runner:
             keeper.stop()
         backend_seconds = time.perf_counter() - began
         summary.backend_seconds += backend_seconds
+        began = time.perf_counter()
+        self._heartbeat.beat_if_due_or_log()  # before the item's lease stops counting
         if result is None:
             summary.released += int(self.store.release(claimed, "grace period over at shutdown"))
             progress({"event": "released", "item_id": claimed.item_id})
             return
         outcome, error = result
-        began = time.perf_counter()
         if error is not None:
             self._record_failure(claimed, error, backend_seconds, summary, progress)
         else:
@@ -319,6 +313,8 @@ class Runner:
 
         worker = threading.Thread(target=work, name=f"batch-{claimed.item_id}", daemon=True)
         worker.start()
+        limit = self.config.max_batch_seconds
+        time_limit = None if limit is None else time.monotonic() + limit
         deadline: float | None = None
         while worker.is_alive():
             worker.join(0.05 if deadline is None else 0.01)
@@ -327,6 +323,10 @@ class Runner:
             overdue = deadline is not None and time.monotonic() >= deadline
             if worker.is_alive() and (overdue or self._release_now.is_set()):
                 return None
+            if worker.is_alive() and time_limit is not None and time.monotonic() >= time_limit:
+                assert limit is not None
+                self._abandoned = worker
+                return None, BatchTimeLimitError(limit)
         return holder.get("outcome"), holder.get("error")
 
     def _record_failure(
@@ -356,6 +356,7 @@ class Runner:
         )
         logger.warning("batch %s failed (%s): %s", claimed.item_id, action, failure.error)
         recorded = self.store.record_failure(claimed, failure)
+        summary.abandoned += int(isinstance(error, BatchTimeLimitError))
         if not recorded.accepted:
             summary.refused += 1
         elif action == "retry":

@@ -109,8 +109,14 @@ class RunnerStore(Protocol):
         """What is left in the queue for a runner with this backend."""
         ...
 
-    def announce(self, backend: str, device: str, job_types: list[str]) -> None:
-        """Record that this runner started and which job types it claims."""
+    def announce(
+        self, backend: str, device: str, job_types: list[str], lease_seconds: float
+    ) -> None:
+        """Record that this runner started, which job types it claims, and its first heartbeat."""
+        ...
+
+    def renew_session(self, lease_seconds: float) -> None:
+        """Record that this runner is alive while it holds no item (its heartbeat)."""
         ...
 
     def retire(self, summary: dict[str, Any]) -> None:

@@ -1,4 +1,5 @@
-"""Fixtures of the browser tests: one chromium per module, a fresh store, a served page."""
+"""Fixtures of the acceptance tests: one chromium per module, a fresh store, a served page,
+and runner processes that are killed at teardown."""
 
 from __future__ import annotations
 
@@ -11,6 +12,15 @@ import pytest
 from batchlog.adapters.queue_service import QueueService
 from batchlog.adapters.settings import Settings
 from tests.acceptance.browser import chromium, local_page, serve_ui, text_of, wait_until
+from tests.acceptance.runner_processes import RunnerProcesses
+
+
+@pytest.fixture
+def processes(tmp_path: Path) -> Iterator[RunnerProcesses]:
+    """Starts `batchlog runner` processes; whatever still runs is killed at teardown."""
+    started = RunnerProcesses(tmp_path)
+    yield started
+    started.stop_all()
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -32,14 +33,20 @@ class RunnerProcesses:
         runner_id: str,
         *options: str,
         delay: float = 0.0,
+        gate: Path | None = None,
         backend: str = "files",
     ) -> subprocess.Popen[bytes]:
-        """A runner process on the test backend, logging to tmp_path/<runner_id>.log."""
+        """A runner process on the test backend, logging to tmp_path/<runner_id>.log.
+
+        With a gate, each batch ends only once that file exists, so a test can act while the
+        runner holds an item without racing the batch's end.
+        """
         env = {
             **os.environ,
             "PYTHONPATH": str(REPO_ROOT),
             "BATCHLOG_DATA_DIR": str(self.tmp_path / "data"),
             "BATCHLOG_TEST_BACKEND_DELAY": str(delay),
+            "BATCHLOG_TEST_BACKEND_GATE": str(gate or ""),
         }
         log = (self.tmp_path / f"{runner_id}.log").open("wb")
         command = [
@@ -77,6 +84,19 @@ def wait_until(condition: Callable[[], object], timeout: float, what: str) -> ob
             return value
         time.sleep(0.05)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def listed_runners(url: str) -> dict[str, dict]:
+    """What `batchlog runners --json` lists, by runner id."""
+    listed = subprocess.run(
+        [sys.executable, "-m", "batchlog", "runners", "--json", "-d", url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        check=True,
+    )
+    return {runner["runner_id"]: runner for runner in json.loads(listed.stdout)["runners"]}
 
 
 def running_item_of(service: QueueService, runner_id: str) -> dict | None:

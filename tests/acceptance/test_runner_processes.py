@@ -3,12 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -21,8 +16,8 @@ from batchlog.domain.jobs import ExecutionParameters
 from batchlog.runner.backend import BatchInput, BatchOutcome, RunInput, RunOutcome
 from batchlog.runner.ports import ClaimedItem
 from tests.acceptance.runner_processes import (
-    REPO_ROOT,
     RunnerProcesses,
+    listed_runners,
     running_item_of,
     wait_until,
 )
@@ -37,13 +32,6 @@ from tests.fixtures.queues import (
 WEIGHTS = [{"vis": 0.5}, {"edge": 0.3}, {"vis": 0.2, "edge": 0.6}, {"vis": 0.9}]
 
 
-@pytest.fixture
-def processes(tmp_path: Path) -> Iterator[RunnerProcesses]:
-    started = RunnerProcesses(tmp_path)
-    yield started
-    started.stop_all()
-
-
 @pytest.mark.parametrize("backend", ["files", "torch-cli"])
 def test_drain_mode_process_exits_zero_after_running_everything(
     sqlite_url: str, processes: RunnerProcesses, tmp_path: Path, backend: str
@@ -55,16 +43,9 @@ def test_drain_mode_process_exits_zero_after_running_everything(
     log = processes.log("drainer")
     summary = json.loads(log[log.index("{") :])
     assert summary["succeeded_runs"] == 8 and summary["failed_runs"] == 0
-    listed = subprocess.run(
-        [sys.executable, "-m", "batchlog", "runners", "--json", "-d", sqlite_url],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
-        check=True,
-    )
-    (runner,) = json.loads(listed.stdout)["runners"]
+    (runner,) = listed_runners(sqlite_url).values()
     assert runner["runner_id"] == "drainer" and runner["active"] is False
+    assert runner["status"] == "stopped"
     expected = ["inference", "batch_inference"] + (["upscale"] if backend != "files" else [])
     assert runner["job_types"] == expected
 
@@ -80,7 +61,8 @@ def test_killed_runner_item_is_requeued_finished_by_another_and_its_token_refuse
     all_runs = {run.run_id for item in service.load_queue().queued_in_order() for run in item.runs}
     assert len(all_runs) == 24
     common = ("--until-idle", "--lease-seconds", "1.5")
-    victim = processes.start(postgres_url, "victim", *common, delay=3.0, backend=backend)
+    never_opened = tmp_path / "victim-batch-may-end"
+    victim = processes.start(postgres_url, "victim", *common, gate=never_opened, backend=backend)
     survivors = [
         processes.start(postgres_url, f"survivor-{n}", *common, delay=1.0, backend=backend)
         for n in (1, 2)
@@ -136,30 +118,77 @@ def test_killed_runner_item_is_requeued_finished_by_another_and_its_token_refuse
     service.close()
 
 
+def test_a_killed_runner_is_listed_lost_after_its_lease_and_another_finishes_its_item(
+    postgres_url: str, processes: RunnerProcesses, tmp_path: Path
+) -> None:
+    service = fill_queue(postgres_url, [{"vis": 0.5}])
+    never_opened = tmp_path / "victim-batch-may-end"
+    victim = processes.start(postgres_url, "victim", "--lease-seconds", "2", gate=never_opened)
+    held = wait_until(lambda: running_item_of(service, "victim"), 60, "the victim's claim")
+    wait_until(
+        lambda: listed_runners(postgres_url)["victim"]["status"] == "active", 120, "victim active"
+    )
+    victim.send_signal(signal.SIGKILL)
+    assert victim.wait(timeout=30) == -signal.SIGKILL
+
+    lost = wait_until(
+        lambda: (r := listed_runners(postgres_url)["victim"])["status"] == "lost" and r,
+        120,
+        "the killed runner to be listed as lost",
+    )
+    assert isinstance(lost, dict) and lost["active"] is False and lost["lease_seconds"] == 2
+    assert lost["heartbeat_age_seconds"] > 2
+    assert lost["status_text"].startswith("lost (no heartbeat for ")
+    assert lost["status_text"].endswith(" s; lease 2 s)")
+
+    survivor = processes.start(postgres_url, "survivor", "--until-idle")
+    assert survivor.wait(timeout=120) == 0, processes.log("survivor")
+    events = read_events(postgres_url)
+    (killed,) = [c for c in events_named(events, "ItemClaimed") if c.runner_id == "victim"]
+    assert killed.job_id == held["id"]
+    (requeued,) = events_named(events, "ItemRequeued")
+    assert (requeued.claim_token, requeued.reason) == (killed.claim_token, "lease-expired")
+    (rerun,) = events_named(events, "Execution.Started")[1:]
+    assert (rerun.item_id, rerun.runner_id) == (held["id"], "survivor")
+    (finished,) = events_named(events, "Finished")
+    assert finished.originator_id == rerun.originator_id
+    listed = listed_runners(postgres_url)
+    assert (listed["victim"]["status"], listed["survivor"]["status"]) == ("lost", "stopped")
+    service.close()
+
+
 @pytest.mark.parametrize(
-    ("grace", "delay", "signals", "expected"),
+    ("grace", "open_gate", "signals", "expected"),
     [
-        ("0.3", 5.0, 1, "released"),  # the batch outlasts the grace period
-        ("30", 3.0, 1, "finished"),  # the batch ends within it
-        ("30", 30.0, 2, "released"),  # a second signal releases at once
+        ("0.3", False, 1, "released"),  # the batch outlasts the grace period
+        ("300", True, 1, "finished"),  # the batch ends within it
+        ("300", False, 2, "released"),  # a second signal releases at once
     ],
 )
 def test_sigterm_releases_or_finishes_the_current_item(
     sqlite_url: str,
     processes: RunnerProcesses,
+    tmp_path: Path,
     grace: str,
-    delay: float,
+    open_gate: bool,
     signals: int,
     expected: str,
 ) -> None:
     service = fill_queue(sqlite_url, [{"vis": 0.5}, {"edge": 0.5}])
     first, second = (job["id"] for job in service.get_queue_status()["queued_jobs"])
-    process = processes.start(sqlite_url, "term", "--grace-seconds", grace, delay=delay)
+    gate = tmp_path / "batch-may-end"
+    process = processes.start(sqlite_url, "term", "--grace-seconds", grace, gate=gate)
     wait_until(lambda: running_item_of(service, "term"), 60, "the first claim")
-    for _ in range(signals):
+    for handled in range(1, signals + 1):
         process.send_signal(signal.SIGTERM)
-        time.sleep(0.2)
-    assert process.wait(timeout=25) == 0, processes.log("term")
+        wait_until(
+            lambda n=handled: processes.log("term").count("SIGTERM") >= n,
+            60,
+            f"the runner to handle SIGTERM number {handled}",
+        )
+    if open_gate:
+        gate.touch()
+    assert process.wait(timeout=120) == 0, processes.log("term")
 
     events = read_events(sqlite_url)
     assert [c.job_id for c in events_named(events, "ItemClaimed")] == [first]

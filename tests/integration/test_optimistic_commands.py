@@ -83,10 +83,13 @@ class OptimisticContract:
     ) -> None:
         first, _ = pair
         prompt = first.create_prompt("a prompt")
-        first.add_jobs([{"prompt_ids": [prompt], "config": {"weights": {"vis": 0.5}}}] * 210)
+        job = {"prompt_ids": [prompt], "config": {"weights": {"vis": 0.5}}}
+        first.add_jobs([job] * 5)  # one JobsAdded: version 2
+        for _ in range(199):
+            first.add_job(**job)
         queue_id = first.load_queue().id
         snapshots = list(first.store.snapshots.get(queue_id)) if first.store.snapshots else []
-        assert [s.originator_version for s in snapshots] == [211]
+        assert [s.originator_version for s in snapshots] == [200]
         with QueueService(self.url, settings=settings) as fresh:
             assert fresh.get_queue_status() == first.get_queue_status()
 

@@ -120,6 +120,26 @@ class TestGuideWorkflow:
         assert [j["type"] for j in queued] == ["batch_inference", "upscale"]
         assert queued[1]["id"] == upscale
 
+    def test_bulk_added_non_batchable_jobs_keep_their_place(self, service):
+        p = prompts(service, 4)
+        added = service.add_jobs(
+            [
+                {"prompt_ids": p[0:2], "config": {"weights": {"vis": 0.5}}},
+                {"prompt_ids": p[2:3], "job_type": "upscale", "config": {"scale": 2}},
+                {"prompt_ids": p[3:4], "config": {"weights": {"edge": 0.5}}},
+            ]
+        )
+        assert [j["id"] for j in service.get_queue_status()["queued_jobs"]] == added
+        service.set_queue_paused(True)
+        service.analyze_queue_for_smart_batching()
+        service.execute_smart_batches()
+        queued = service.get_queue_status()["queued_jobs"]
+        assert [j["type"] for j in queued] == ["batch_inference", "upscale", "batch_inference"]
+        assert queued[1]["id"] == added[1]
+        assert [j["id"] for j in queued] == [
+            i.job_id for i in service.load_queue().queued_in_order()
+        ]
+
     def test_only_non_batchable_jobs_give_no_analysis(self, service):
         p = prompts(service, 1)
         service.add_job(p, job_type="upscale")

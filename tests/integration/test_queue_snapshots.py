@@ -16,9 +16,9 @@ def test_cold_start_from_a_snapshot_equals_a_full_replay(database_url, settings)
                 "config": {"weights": VED, "seed": i},
                 "priority": i % 100,
             }
-            for i in range(SNAPSHOT_INTERVAL + 20)
+            for i in range(SNAPSHOT_INTERVAL + 70)
         ]
-        service.add_jobs(jobs[:50])
+        service.add_jobs(jobs[:50])  # one JobsAdded event
         for spec in jobs[50:]:
             service.add_job(**spec)
         service.set_queue_paused(True)

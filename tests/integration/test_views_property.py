@@ -17,6 +17,7 @@ from batchlog import QueueService
 from batchlog.adapters.migrations import migrate
 from batchlog.adapters.settings import Settings
 from batchlog.adapters.views.decode import NotificationDecoder
+from batchlog.projections.added_jobs import added_jobs
 from batchlog.projections.base import EventRecord
 from batchlog.projections.queue_status import status_from_projection
 from batchlog.projections.queue_view import QueueProjection
@@ -55,8 +56,8 @@ def _check(url: str, script: list[tuple[str, int]]) -> None:
         added = {
             run["run_id"]
             for row in service.history(limit=100_000)
-            if row["event_type"] == "JobAdded"
-            for run in row["payload"]["runs"]
+            for _, job in added_jobs(row["event_type"], row["payload"])
+            for run in job["runs"]
         }
         assert set(places) == added
         assert all(count == 1 for count in places.values()), places.most_common(3)

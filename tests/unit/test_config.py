@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from batchlog.domain.config import PromptFacts, validate_batch_size, validate_job
+from batchlog.domain.config import InferenceConfig, PromptFacts, validate_batch_size, validate_job
 from batchlog.domain.errors import ValidationError
 
 PROMPTS = {
@@ -120,3 +120,21 @@ def test_bad_batch_sizes_are_refused(size):
 
 def test_priority_must_be_in_range():
     assert error_of(config={"weights": {"vis": 1}}, priority=101).field == "priority"
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"weights": {"vis": 0.5, "edge": 0}, "seed": 3},
+        {"weights": {"vis": 1}, "guidance_scale": 7, "negative_prompt": "blurry", "fps": 12},
+        {"weights_list": [{"vis": 0.5}, {"edge": 0.25}], "seeds": [1, 2], "frames": 16},
+    ],
+)
+def test_the_normalized_config_is_what_pydantic_dumps(config):
+    facts = {pid: PromptFacts(pid, "", {}) for pid in ("p0", "p1")}
+    job_type = "batch_inference" if "weights_list" in config else "inference"
+    job = validate_job("job_1", ["p0", "p1"], job_type, config, 50, facts)
+    assert job.config == InferenceConfig.model_validate(config).model_dump(exclude_none=True)
+    assert list(job.config) == list(
+        InferenceConfig.model_validate(config).model_dump(exclude_none=True)
+    )

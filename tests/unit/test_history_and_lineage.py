@@ -121,3 +121,39 @@ def test_an_item_split_replaces_the_claimed_item_by_two_queued_halves_with_its_r
         r["run_id"] for row in placed.values() if row["status"] != "split" for r in row["runs"]
     )
     assert places == Counter(runs)
+
+
+BULK_SCRIPT = [
+    ("add_bulk", 0), ("pause", 0), ("analyze_strict", 0), ("execute", 0), ("resume", 0),
+    ("claim", 0), ("start", 0), ("run_ok", 0),
+]  # fmt: skip
+
+
+def test_a_bulk_add_is_one_history_row_indexed_under_each_of_its_jobs():
+    world = World()
+    world.run(BULK_SCRIPT)
+    rows = _history_rows(world)
+    (bulk,) = [row for row in rows if row["event_type"] == "JobsAdded"]
+    assert bulk["job_ids"] == ["job_00001", "job_00002", "job_00003"]
+    assert bulk["summary"].startswith("added 3 jobs (job_00001, job_00002, job_00003;")
+    assert bulk["actor"] == "user0"
+    history = HistoryProjection()
+    for record in world.records:
+        history.apply(record)
+    indexed = history.take_changes().inserts["history_event_jobs"]
+    assert {r["job_id"] for r in indexed if r["position"] == bulk["position"]} == set(
+        bulk["job_ids"]
+    )
+
+
+def test_lineage_of_a_bulk_added_job_starts_at_its_bulk_add():
+    world = World()
+    world.run(BULK_SCRIPT)
+    rows = _history_rows(world)
+    (bulk,) = [row for row in rows if row["event_type"] == "JobsAdded"]
+    for job_id in bulk["job_ids"]:
+        lineage = build_lineage(job_id, rows)
+        assert lineage["added"] == {"position": bulk["position"], "by": "user0"}
+        assert lineage["runs"] and all(r["source_job_id"] == job_id for r in lineage["runs"])
+    assert build_lineage("job_00001", rows)["merged_into"].startswith("batch_")
+    assert build_lineage("job_00002", rows)["status"] != "unknown"  # the upscale stays itself

@@ -42,6 +42,11 @@ def runner_command(
         30.0, "--grace-seconds", help="On SIGTERM, wait this long for the batch, then release it"
     ),
     poll_seconds: float = typer.Option(1.0, "--poll-seconds", help="Longest wait between checks"),
+    max_batch_seconds: float | None = typer.Option(
+        None,
+        "--max-batch-seconds",
+        help="Abandon a batch running longer and record it failed (default: no limit)",
+    ),
     artifacts: Path | None = typer.Option(
         None, "--artifacts", help="Output folder (default: data folder/artifacts)"
     ),
@@ -67,6 +72,7 @@ def runner_command(
             backoff_seconds=backoff_seconds,
             grace_seconds=grace_seconds,
             poll_seconds=poll_seconds,
+            max_batch_seconds=max_batch_seconds,
         )
     stop = threading.Event()
 
@@ -94,7 +100,8 @@ def runner_command(
             f"Runner {summary['runner_id']}: {summary['finished']} batch(es) finished, "
             f"{summary['succeeded_runs']} run(s) ok, {summary['failed_runs']} failed, "
             f"{summary['retried']} retried, {summary['split']} split, "
-            f"{summary['dead_lettered']} dead-lettered, {summary['released']} released."
+            f"{summary['dead_lettered']} dead-lettered, {summary['released']} released"
+            + (f", {summary['abandoned']} abandoned (time limit)." if summary["abandoned"] else ".")
         )
 
 
@@ -111,7 +118,8 @@ def runners_command(
     queue: str | None = QueueOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """List runners (active = started and not stopped) and items no active runner can take."""
+    """List runners (active, lost: no heartbeat within its lease, or stopped) and the items no
+    active runner can take."""
     with user_errors():
         settings = Settings.from_environment().with_database_url(database_url)
         store = open_store(settings.database_url)
@@ -122,11 +130,11 @@ def runners_command(
     if as_json:
         print_json(overview)
         return
-    table = Table("runner", "active", "backend", "device", "job types", "started")
+    table = Table("runner", "status", "backend", "device", "job types", "started")
     for runner in overview["runners"]:
         table.add_row(
             runner["runner_id"],
-            "yes" if runner["active"] else "no",
+            runner["status_text"],
             runner["backend"],
             runner["device"],
             ", ".join(runner["job_types"]),

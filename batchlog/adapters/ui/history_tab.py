@@ -14,6 +14,7 @@ from batchlog.domain.errors import BatchlogError
 
 EVENT_TYPES = (
     "JobAdded",
+    "JobsAdded",
     "JobCancelled",
     "Paused",
     "Resumed",

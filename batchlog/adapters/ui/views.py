@@ -190,7 +190,7 @@ def recent_table(status: Mapping[str, Any]) -> str:
 
 
 def sessions_table(overview: Mapping[str, Any]) -> str:
-    """Runner sessions (active or stopped) and the queued items no active runner can take."""
+    """Runner sessions (active, lost or stopped) and the queued items no active runner can take."""
     runners = overview.get("runners") or []
     if not runners:
         html = '<p id="bl-sessions-table" class="bl-empty">No runner has started on this queue.</p>'
@@ -198,7 +198,7 @@ def sessions_table(overview: Mapping[str, Any]) -> str:
         rows = [
             [
                 runner.get("runner_id", ""),
-                "yes" if runner.get("active") else "no",
+                runner.get("status_text") or ("active" if runner.get("active") else "stopped"),
                 runner.get("backend", ""),
                 runner.get("device", ""),
                 ", ".join(runner.get("job_types") or []),
@@ -206,7 +206,7 @@ def sessions_table(overview: Mapping[str, Any]) -> str:
             ]
             for runner in runners
         ]
-        headers = ("runner", "active", "backend", "device", "job types", "started")
+        headers = ("runner", "status", "backend", "device", "job types", "started")
         html = _table(headers, rows, "bl-sessions-table")
     waiting = overview.get("unrunnable") or []
     if waiting:
