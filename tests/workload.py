@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from batchlog.domain.batching import plan_smart_batches
 from batchlog.domain.config import PromptFacts, validate_job
 from batchlog.domain.execution import Execution
+from batchlog.domain.plan_record import batch_count
 from batchlog.domain.queue import Queue
 from batchlog.projections.added_jobs import added_jobs
 from batchlog.projections.base import EventRecord
@@ -193,7 +194,8 @@ class World:
         fresh = self.queue.fresh_analysis()
         if fresh is None or not self.queue.paused:
             return False
-        ids = [f"batch_{self._next():05d}_{i}" for i in range(len(fresh["batches"]))]
+        batches = batch_count(fresh["batch_columns"])
+        ids = [f"batch_{self._next():05d}_{i}" for i in range(batches)]
         self.queue.reorganize(None, ids, "tester")
         self.save(self.queue)
         return True

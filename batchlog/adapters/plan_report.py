@@ -16,6 +16,7 @@ from uuid import UUID
 from batchlog.adapters.calibration import ExecutionHistory, ExecutionRecord
 from batchlog.adapters.store import EventStore, translate_store_errors
 from batchlog.domain.errors import UnknownAnalysisError
+from batchlog.domain.plan_record import batch_run_counts
 from batchlog.domain.queue import Queue
 
 
@@ -40,7 +41,7 @@ def plan_report(
         analysis_id=analysis_id,
         sequence=sequence,
         mode=analyzed.mode,
-        planned_batches=analyzed.batches,
+        planned_batches=analyzed.batch_columns,
         efficiency=analyzed.efficiency,
         batch_job_ids=[job["job_id"] for job in new_jobs] if reorganized is not None else None,
         executions=executions,
@@ -64,25 +65,31 @@ def build_report(
     analysis_id: str,
     sequence: int,
     mode: str,
-    planned_batches: Sequence[Mapping[str, Any]],
+    planned_batches: Mapping[str, Any],
     efficiency: Mapping[str, Any],
     batch_job_ids: Sequence[str] | None,
     executions: Mapping[str, Sequence[ExecutionRecord]],
 ) -> dict[str, Any]:
     """The report of one plan from its recorded estimate and the executions of its batches."""
     rows: list[dict[str, Any]] = []
-    for index, planned in enumerate(planned_batches, start=1):
+    planned = zip(
+        batch_run_counts(planned_batches),
+        planned_batches["controls"],
+        planned_batches["estimated_seconds"],
+        strict=True,
+    )
+    for index, (runs, controls, seconds) in enumerate(planned, start=1):
         job_id = batch_job_ids[index - 1] if batch_job_ids is not None else None
         attempts = list(executions.get(job_id, ())) if job_id else []
         finished = [r for r in attempts if r.state == "finished"]
         measured = finished[-1].seconds if finished else None
-        estimated = float(planned["estimated_seconds"])
+        estimated = float(seconds)
         rows.append(
             {
                 "index": index,
                 "job_id": job_id,
-                "runs": len(planned["run_ids"]),
-                "controls": list(planned["controls"]),
+                "runs": runs,
+                "controls": list(controls),
                 "estimated_seconds": estimated,
                 "measured_seconds": measured,
                 "error": _relative_error(estimated, measured),

@@ -20,7 +20,7 @@ from eventsourcing.persistence import IntegrityError
 from batchlog.adapters.calibration import Calibration, ExecutionHistory
 from batchlog.adapters.plan_report import executed_plan_reports, plan_report
 from batchlog.adapters.settings import Settings
-from batchlog.adapters.status import analysis_view, reorganize_message
+from batchlog.adapters.status import analysis_preview, analysis_view, reorganize_message
 from batchlog.adapters.store import (
     EventStore,
     load_or_create_queue,
@@ -28,7 +28,7 @@ from batchlog.adapters.store import (
     translate_store_errors,
 )
 from batchlog.adapters.views.reads import ViewReader
-from batchlog.domain.batching import Mode, plan_smart_batches
+from batchlog.domain.batching import Mode, collector_paused, plan_smart_batches
 from batchlog.domain.config import (
     PromptFacts,
     ValidatedJob,
@@ -51,6 +51,7 @@ from batchlog.domain.ids import (
     prompt_aggregate_id,
     queue_aggregate_id,
 )
+from batchlog.domain.plan_record import batch_count
 from batchlog.domain.prompt import Prompt
 from batchlog.domain.queue import Queue
 
@@ -257,26 +258,31 @@ class QueueService:
         coefficients = self._coefficients()
 
         def command(queue: Queue) -> dict[str, Any] | None:
-            plan = plan_smart_batches(queue.queued_in_order(), mode, queue.batch_size, coefficients)
+            # The plan filters and orders the queued items itself (one sort, not two).
+            items = queue.items.values()
+            plan = plan_smart_batches(items, mode, queue.batch_size, coefficients)
             if plan is None:
                 queue.require_paused("analyze")
                 return None
             queue.record_analysis(analysis_id, plan, self.actor)
             assert queue.latest_analysis is not None
-            return analysis_view(queue.latest_analysis)
+            return analysis_view(queue.latest_analysis, queue, plan)
 
-        return self._command(command, retry=True)
+        # The plan, its Analyzed event and the returned view allocate objects that all
+        # survive the call; the collector would rescan the whole queue for nothing meanwhile.
+        with collector_paused():
+            return self._command(command, retry=True)
 
     def get_smart_batch_preview(self) -> str:
         """The preview of the latest analysis while it is fresh; empty otherwise."""
         fresh = self.load_queue().fresh_analysis()
-        return "" if fresh is None else str(fresh["preview"])
+        return "" if fresh is None else analysis_preview(fresh)
 
     def get_analysis(self) -> dict[str, Any] | None:
         """The latest analysis while it is fresh, as analyze returned it."""
         queue = self.load_queue()
         fresh = queue.fresh_analysis()
-        return None if fresh is None else analysis_view(fresh)
+        return None if fresh is None else analysis_view(fresh, queue)
 
     def execute_smart_batches(self, analysis_id: str | None = None) -> dict[str, Any]:
         """Reorganize the queue by an analysis (the latest by default); refuse a stale one."""
@@ -285,7 +291,8 @@ class QueueService:
             # Ids only for a fresh analysis: a stale one is refused before they are needed, so
             # the staleness check costs the same whatever the size of the plan.
             fresh = queue.fresh_analysis()
-            new_ids = [new_batch_job_id() for _ in (fresh["batches"] if fresh else [])]
+            batches = batch_count(fresh["batch_columns"]) if fresh else 0
+            new_ids = [new_batch_job_id() for _ in range(batches)]
             outcome = queue.reorganize(analysis_id, new_ids, self.actor)
             return {**outcome, "sequence": queue.version}
 

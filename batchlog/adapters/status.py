@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from batchlog.domain.batching import SmartBatchPlan, render_preview
 from batchlog.domain.controls import ordered_controls
+from batchlog.domain.errors import StaleAnalysisError
 from batchlog.domain.jobs import QueueItem
+from batchlog.domain.plan_record import expanded_batches, recorded_run_ids
+from batchlog.domain.queue import Queue
 
 
 def _plural(n: int, noun: str) -> str:
@@ -44,17 +48,35 @@ def item_view(item: QueueItem, position: int | None) -> dict[str, Any]:
     return view
 
 
-def analysis_view(recorded: dict[str, Any]) -> dict[str, Any]:
-    """An analysis as analyze_queue_for_smart_batching() returns it."""
-    batches = []
-    for index, batch in enumerate(recorded["batches"], start=1):
-        batches.append({"index": index, "size": len(batch["run_ids"]), **batch})
+def analysis_view(
+    recorded: dict[str, Any], queue: Queue, plan: SmartBatchPlan | None = None
+) -> dict[str, Any]:
+    """A fresh analysis as analyze_queue_for_smart_batching() returns it.
+
+    The recorded batches name their runs by where they were queued; run ids come from the
+    plan just recorded, or else from the queue, which is at the analysed sequence while the
+    analysis is fresh.
+    """
+    if recorded["sequence"] != queue.version:
+        raise StaleAnalysisError()
+    columns = recorded["batch_columns"]
+    if plan is not None:
+        run_ids = [[run.run_id for run in batch.runs] for batch in plan.batches]
+    else:
+        run_ids = recorded_run_ids(columns, queue.items)
     return {
         "analysis_id": recorded["analysis_id"],
         "sequence": recorded["sequence"],
         "mode": recorded["mode"],
         "batch_size": recorded["batch_size"],
-        "batches": batches,
+        "batches": expanded_batches(columns, recorded["parameter_sets"], run_ids),
         "efficiency": dict(recorded["efficiency"]),
-        "preview": recorded["preview"],
+        "preview": analysis_preview(recorded),
     }
+
+
+def analysis_preview(recorded: dict[str, Any]) -> str:
+    """The preview of a recorded analysis (rendered from its batches; it is not stored)."""
+    return render_preview(
+        recorded["mode"], recorded["batch_size"], recorded["batch_columns"], recorded["efficiency"]
+    )

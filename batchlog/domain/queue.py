@@ -7,7 +7,7 @@ Event bodies only mutate state: ids, times and measurements are passed in.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -15,7 +15,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 from eventsourcing.domain import Snapshot as BaseSnapshot
 
-from batchlog.domain.batching import SmartBatchPlan, render_preview
+from batchlog.domain.batching import SmartBatchPlan
 from batchlog.domain.config import ValidatedJob
 from batchlog.domain.errors import (
     ClaimSupersededError,
@@ -29,6 +29,7 @@ from batchlog.domain.errors import (
 )
 from batchlog.domain.ids import queue_aggregate_id
 from batchlog.domain.jobs import Claim, ExecutionParameters, QueueItem, Run
+from batchlog.domain.plan_record import batch_count, batch_runs, upcast_v1_batches
 
 DEFAULT_BATCH_SIZE = 4
 MAX_JOBS_PER_EVENT = 1000
@@ -92,6 +93,14 @@ class Queue(Aggregate):
     """A named job queue: its items in order, its pause state, batch size and latest analysis."""
 
     TOPIC = "batchlog.queue:Queue"
+    class_version = 2  # snapshots: v2 holds the latest analysis in Analyzed's v2 shape
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        """A v1 snapshot's latest analysis has v1 batches and a stored preview."""
+        latest = state.get("latest_analysis")
+        if latest is not None and "batch_columns" not in latest:
+            upcast_v1_batches(latest)
 
     class Event(Aggregate.Event):
         """Base class of the queue's events."""
@@ -344,31 +353,39 @@ class Queue(Aggregate):
     def record_analysis(self, analysis_id: str, plan: SmartBatchPlan, actor: str) -> None:
         """Record an analysis of the queue as it is now."""
         self.require_paused("analyze")
-        batches = plan.batches_payload()
         self._analyzed(
             analysis_id=analysis_id,
             mode=plan.mode,
             batch_size=plan.batch_size,
-            batches=batches,
+            parameter_sets=plan.parameter_sets_payload(),
+            batch_columns=plan.batches_payload(),
             efficiency=plan.efficiency,
-            preview=render_preview(plan.mode, plan.batch_size, batches, plan.efficiency),
             based_on_sequence=self.version,
             actor=actor,
         )
 
     class Analyzed(Event):
-        """A smart-batching plan was computed from the queue at based_on_sequence."""
+        """A smart-batching plan was computed from the queue at based_on_sequence.
+
+        The batches are a table of columns (see batchlog.domain.plan_record) that names each
+        batch's parameter set by index and its runs by (source job, run index).
+        """
 
         TOPIC = "batchlog.queue:Queue.Analyzed"
-        class_version = 1
+        class_version = 2
         analysis_id: str
         mode: str
         batch_size: int
-        batches: list[dict[str, Any]]
+        parameter_sets: list[dict[str, Any]]
+        batch_columns: dict[str, list[Any]]
         efficiency: dict[str, Any]
-        preview: str
         based_on_sequence: int
         actor: str
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            """v1 repeated full parameters and run ids per batch and stored the preview."""
+            upcast_v1_batches(state)
 
     @event(Analyzed)
     def _analyzed(
@@ -376,9 +393,9 @@ class Queue(Aggregate):
         analysis_id: str,
         mode: str,
         batch_size: int,
-        batches: list[dict[str, Any]],
+        parameter_sets: list[dict[str, Any]],
+        batch_columns: dict[str, list[Any]],
         efficiency: dict[str, Any],
-        preview: str,
         based_on_sequence: int,
         actor: str,
     ) -> None:
@@ -387,9 +404,9 @@ class Queue(Aggregate):
             "analysis_id": analysis_id,
             "mode": mode,
             "batch_size": batch_size,
-            "batches": batches,
+            "parameter_sets": parameter_sets,
+            "batch_columns": batch_columns,
             "efficiency": efficiency,
-            "preview": preview,
             "sequence": sequence,
         }
         self.analysis_sequences[analysis_id] = sequence
@@ -407,28 +424,31 @@ class Queue(Aggregate):
             raise UnknownAnalysisError(f"No analysis {chosen!r} in queue {self.name!r}.")
         if chosen != latest["analysis_id"] or latest["sequence"] != self.version:
             raise StaleAnalysisError()
-        batches = latest["batches"]
-        if len(new_job_ids) != len(batches):
+        columns = latest["batch_columns"]
+        if len(new_job_ids) != batch_count(columns):
             raise ValueError("one new job id per planned batch is needed")
-        queued_runs = runs_by_id({item.job_id: item for item in self.queued_in_order()})
+        parameter_sets = latest["parameter_sets"]
         new_jobs = []
-        for index, (job_id, batch) in enumerate(zip(new_job_ids, batches, strict=True), start=1):
-            runs = [queued_runs[run_id] for run_id in batch["run_ids"]]
+        for index, job_id in enumerate(new_job_ids):
+            runs = batch_runs(columns, index, self.items)
             new_jobs.append(
                 {
                     "job_id": job_id,
-                    "run_ids": batch["run_ids"],
+                    "run_ids": [run.run_id for run in runs],
                     "prompt_ids": [run.prompt_id for run in runs],
                     "weights_list": [dict(run.weights) for run in runs],
                     "seeds": [run.seed for run in runs],
-                    "parameters": batch["parameters"],
-                    "controls": batch["controls"],
-                    "source_job_ids": batch["source_job_ids"],
-                    "priority": batch["priority"],
-                    "position": [batch["position"][0], slot_start(batch["position"][1]) + index],
+                    "parameters": dict(parameter_sets[columns["parameter_set"][index]]),
+                    "controls": columns["controls"][index],
+                    "source_job_ids": columns["source_job_ids"][index],
+                    "priority": columns["priority"][index],
+                    "position": [
+                        columns["position"][index][0],
+                        slot_start(columns["position"][index][1]) + index + 1,
+                    ],
                 }
             )
-        retired = list(dict.fromkeys(j for batch in batches for j in batch["source_job_ids"]))
+        retired = list(dict.fromkeys(j for sources in columns["source_job_ids"] for j in sources))
         self._reorganized(
             analysis_id=chosen, retired_job_ids=retired, new_jobs=new_jobs, actor=actor
         )
@@ -688,8 +708,3 @@ class Queue(Aggregate):
         item = self.item(job_id)
         if item.status != "claimed" or item.claim is None or item.claim.token != token:
             raise ClaimSupersededError()
-
-
-def runs_by_id(items: Mapping[str, QueueItem]) -> dict[str, Run]:
-    """Every run of the given items, by run id."""
-    return {run.run_id: run for item in items.values() for run in item.runs}

@@ -259,10 +259,11 @@ def _jobs_added(event: EventRecord) -> Described:
 
 def _analyzed(event: EventRecord) -> Described:
     p = event.payload
-    sources = [job for batch in p["batches"] for job in batch["source_job_ids"]]
+    batches = p["batch_columns"]["source_job_ids"]
+    sources = [job for batch in batches for job in batch]
     summary = (
         f"analysis {p['analysis_id']} ({p['mode']}, batch size {p['batch_size']}): "
-        f"{len(dict.fromkeys(sources))} jobs → {len(p['batches'])} batches "
+        f"{len(dict.fromkeys(sources))} jobs → {len(batches)} batches "
         f"at sequence {p['based_on_sequence']}"
     )
     return p["actor"], sources, summary
