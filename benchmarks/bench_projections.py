@@ -6,7 +6,8 @@
 Builds a realistic history (jobs added, analysed, reorganized, claimed, executed, outcomes) in a
 fresh database, then measures side by side in one run:
   * raw eventsourcing select_notifications rate (the ceiling), and read+decode rate,
-  * rebuild of all three views into scratch tables (events/s),
+  * rebuild of all three views into scratch tables (events/s): in this process, and in worker
+    processes side by side (`batchlog replay`'s default; interleaved rounds, medians),
   * live lag event → view row while a writer appends (p50/p95),
   * queue_at(s) from a checkpoint, and from the start of the log.
 """
@@ -31,7 +32,8 @@ from batchlog.adapters.store import EventStore, open_store, parse_database_url
 from batchlog.adapters.views import ProjectionHost, ViewReader
 from batchlog.adapters.views import host as host_module
 from batchlog.adapters.views.decode import NotificationDecoder
-from batchlog.adapters.views.replay import rebuild_into_scratch
+from batchlog.adapters.views.replay import rebuild, rebuild_into_scratch
+from batchlog.adapters.views.workers import view_groups
 from batchlog.projections import PROJECTION_NAMES
 from tests.workload import World
 
@@ -44,6 +46,7 @@ MIX = (
     + ["finish"] * 4
     + ["fail_retry", "lease_expired", "cancel", "batch_size"]
 )
+ROUNDS = 3  # interleaved rebuilds in one process and in workers
 
 
 def fresh_database(url: str | None) -> str:
@@ -160,16 +163,17 @@ def main() -> None:
     parser.add_argument("--database-url", default=None, help="PostgreSQL server URL (or sqlite)")
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--lag-writes", type=int, default=200)
+    parser.add_argument("--jobs", type=int, default=None, help="rebuild workers (default: auto)")
     args = parser.parse_args()
 
     url = fresh_database(args.database_url)
     try:
-        run(url, args.events, args.lag_writes)
+        run(url, args.events, args.lag_writes, args.jobs)
     finally:
         drop_database(args.database_url, url)
 
 
-def run(url: str, events: int, lag_writes: int) -> None:
+def run(url: str, events: int, lag_writes: int, jobs: int | None = None) -> None:
     """Build the history, then measure."""
     dialect = parse_database_url(url).dialect
     print(f"# {dialect}: building a history of ~{events} events", flush=True)
@@ -192,15 +196,24 @@ def run(url: str, events: int, lag_writes: int) -> None:
         host.catch_up()
         live_rate = head / (time.perf_counter() - live_started)
         targets = {name: head for name in PROJECTION_NAMES}
-        rebuilt = rebuild_into_scratch(store, host.views, targets)
+        sequential, parallel = [], []
+        for _ in range(ROUNDS):
+            sequential.append(rebuild_into_scratch(store, host.views, targets))
+            parallel.append(rebuild(url, targets, jobs))
+        rebuilt = sequential[0]
         alone = {
             name: rebuild_into_scratch(store, host.views, {name: head}) for name in PROJECTION_NAMES
         }
-    rebuild_rate = rebuilt.events / rebuilt.seconds
+    rebuild_rate = statistics.median(r.events / r.seconds for r in sequential)
+    parallel_rate = statistics.median(r.events / r.seconds for r in parallel)
+    workers = " | ".join("+".join(group) for group in view_groups(list(PROJECTION_NAMES), jobs))
     print(f"raw select_notifications:      {raw:>10,.0f} events/s (ceiling)")
     print(f"read + decode:                 {decoded:>10,.0f} events/s")
     print(f"rebuild all 3 views (scratch): {rebuild_rate:>10,.0f} events/s "
           f"({rebuilt.rows} rows; {rebuild_rate / raw:.0%} of the ceiling)")  # fmt: skip
+    print(f"  ... in workers ({workers}): {parallel_rate:>10,.0f} events/s "
+          f"({parallel_rate / rebuild_rate:.2f}x in one process; {parallel_rate / raw:.0%} of the "
+          f"ceiling; spawning included; medians of {ROUNDS} interleaved rounds)")  # fmt: skip
     for name, result in alone.items():
         print(
             f"rebuild {name + ' view alone:':<22}{result.events / result.seconds:>10,.0f} events/s"

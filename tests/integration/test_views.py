@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import time
 import uuid
 from collections.abc import Iterator
@@ -16,7 +17,8 @@ from batchlog.adapters.settings import Settings
 from batchlog.adapters.store import EventStore, open_store
 from batchlog.adapters.views import ProjectionHost, ProjectionStoppedError, TrackingConflictError
 from batchlog.adapters.views.log_rows import LogRows
-from batchlog.adapters.views.replay import rebuild_into_scratch, verify
+from batchlog.adapters.views.replay import rebuild, rebuild_into_scratch, verify
+from batchlog.adapters.views.workers import view_groups
 from batchlog.projections import PROJECTION_NAMES, QueueProjection
 from batchlog.projections import queue_view as queue_view_module
 from batchlog.projections.base import Changes, EventRecord, ProjectionError
@@ -80,6 +82,27 @@ def test_rebuild_equals_live_and_a_tampered_row_is_reported(database_url, store)
     assert difference["table"] == "queue_view_items"
     assert difference["key"] == {"job_id": some_job}
     assert difference["columns"] == ["priority"]
+
+
+def test_a_parallel_rebuild_equals_the_sequential_one_and_reports_a_tampered_row(
+    database_url, store
+):
+    _world(store)
+    head = int(store.recorder.max_notification_id() or 0)
+    targets = dict.fromkeys(PROJECTION_NAMES, head)
+    with ProjectionHost(database_url) as host:
+        host.catch_up()
+        rows = {jobs: rebuild(database_url, targets, jobs).rows for jobs in (1, 2, 3)}
+        assert rows[1] > 0 and rows[2] == rows[1] and rows[3] == rows[1], rows
+        for jobs in (2, 3):
+            report = verify(store, host.views, list(PROJECTION_NAMES), jobs=jobs)
+            assert report.ok, report.differences[:3]
+            assert report.rebuild.targets == targets and report.rebuild.events == head
+        host.views.execute("UPDATE stats_batches SET num_steps = num_steps + 1")
+        host.views.execute("UPDATE queue_view_items SET priority = priority + 1")
+        differences = verify(store, host.views, list(PROJECTION_NAMES), jobs=3).differences
+    assert {d["table"] for d in differences} == {"stats_batches", "queue_view_items"}
+    assert multiprocessing.active_children() == []
 
 
 def test_a_restarted_host_resumes_from_its_tracking_position(database_url, store):
@@ -331,8 +354,18 @@ def test_a_rebuild_stops_at_an_undecodable_event_unless_every_view_skipped_it(da
         assert {rt["error"]["position"] for rt in host.status()} == {broken}
         with pytest.raises(ProjectionError, match=f"cannot decode event {broken}"):
             rebuild_into_scratch(store, host.views, dict.fromkeys(PROJECTION_NAMES, head))
-        for name in PROJECTION_NAMES:
+        named = rf"^cannot decode event {broken} \(batchlog.queue:Queue.Paused\): "
+        for jobs in (2, 3):  # side by side: the same error, and no worker left behind
+            with pytest.raises(ProjectionError, match=named):
+                rebuild(database_url, dict.fromkeys(PROJECTION_NAMES, head), jobs)
+            assert multiprocessing.active_children() == []
+        assert view_groups(PROJECTION_NAMES, 2) == [["queue", "stats"], ["history"]]
+        for name in ("queue", "stats"):  # the views rebuilt in the caller now pass it
             host.views.skip(name, broken, "corrupt test event", "operator")
+        with pytest.raises(ProjectionError, match=named):  # raised in the history worker
+            rebuild(database_url, dict.fromkeys(PROJECTION_NAMES, head), 2)
+        assert multiprocessing.active_children() == []
+        host.views.skip("history", broken, "corrupt test event", "operator")
         host.catch_up()
         assert verify(store, host.views, list(PROJECTION_NAMES)).ok
         assert _count(host, "history_events") == head - 1

@@ -26,7 +26,7 @@ from batchlog.adapters.cli.app import (
 )
 from batchlog.adapters.settings import Settings
 from batchlog.adapters.views.host import ProjectionHost
-from batchlog.adapters.views.replay import rebuild_into_scratch, verify
+from batchlog.adapters.views.replay import rebuild, verify
 from batchlog.domain.errors import ValidationError
 from batchlog.projections import PROJECTION_NAMES
 
@@ -173,6 +173,13 @@ def skip_command(
 def replay_command(
     names: list[str] = typer.Argument(None, help="Views to rebuild (default: all)"),
     check: bool = typer.Option(False, "--verify", help="Compare the rebuild with the live views"),
+    jobs: int | None = typer.Option(
+        None,
+        "--jobs",
+        min=1,
+        help="Worker processes rebuilding views side by side (default: one per view, at most "
+        "one per CPU; 1: all in this process)",
+    ),
     database_url: str | None = DatabaseOption,
     as_json: bool = JsonOption,
 ) -> None:
@@ -181,11 +188,11 @@ def replay_command(
         host.catch_up()
         chosen = _names(names)
         if check:
-            report = verify(host.store, host.views, chosen)
+            report = verify(host.store, host.views, chosen, jobs=jobs)
             rebuilt, differences = report.rebuild, report.differences
         else:
             targets = {n: int(host.views.tracking()[n]["position"]) for n in chosen}
-            rebuilt, differences = rebuild_into_scratch(host.store, host.views, targets), []
+            rebuilt, differences = rebuild(host.database_url, targets, jobs), []
     rate = rebuilt.events / rebuilt.seconds if rebuilt.seconds else 0.0
     if as_json:
         print_json(

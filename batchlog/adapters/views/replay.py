@@ -10,11 +10,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from batchlog.adapters.store import EventStore
+from batchlog.adapters.store import EventStore, open_store
 from batchlog.adapters.views.decode import DecodeFailure, LogRow, NotificationDecoder
 from batchlog.adapters.views.log_rows import LogRows
 from batchlog.adapters.views.read_ahead import ReadAhead
 from batchlog.adapters.views.store import SCRATCH_PREFIX, ViewStore
+from batchlog.adapters.views.workers import run_side_by_side, view_groups
 from batchlog.projections import PROJECTIONS
 from batchlog.projections.base import Changes, EventRecord, Projection, ProjectionError, Table
 
@@ -30,6 +31,7 @@ class RebuildResult:
     events: int = 0
     rows: int = 0
     seconds: float = 0.0
+    finished_at: float = 0.0  # time.time() at the end: comparable across processes
 
 
 @dataclass
@@ -43,6 +45,42 @@ class VerifyReport:
     def ok(self) -> bool:
         """Whether every rebuilt view equals its live view."""
         return not self.differences
+
+
+def rebuild(database_url: str, targets: dict[str, int], jobs: int | None = None) -> RebuildResult:
+    """Rebuild the views up to their targets: in `jobs` worker processes (default one per view,
+    at most one per CPU), each reading the log and writing its own scratch tables; 1: here."""
+    groups = view_groups(list(targets), jobs)
+    if len(groups) == 1:
+        return _rebuild_part(database_url, targets)
+    started = time.time()
+    parts = run_side_by_side(_rebuild_part, database_url, [_part(targets, g) for g in groups])
+    return _merged(targets, parts, started)
+
+
+def _part(targets: dict[str, int], names: Sequence[str]) -> dict[str, int]:
+    return {name: targets[name] for name in names}
+
+
+def _merged(
+    targets: dict[str, int], parts: Sequence[RebuildResult], started: float
+) -> RebuildResult:
+    """One result for rebuilds that ran side by side (started at `started`, by time.time()):
+    the log, read once per worker, counts once; they took until the last one finished."""
+    events = max(part.events for part in parts)
+    finished = max(part.finished_at for part in parts)
+    rows = sum(part.rows for part in parts)
+    return RebuildResult(dict(targets), events, rows, finished - started, finished)
+
+
+def _rebuild_part(database_url: str, targets: dict[str, int]) -> RebuildResult:
+    """A rebuild over connections of its own (a worker's body)."""
+    store = open_store(database_url)
+    try:
+        with ViewStore(database_url) as views:
+            return rebuild_into_scratch(store, views, targets)
+    finally:
+        store.close()
 
 
 def rebuild_into_scratch(
@@ -62,6 +100,7 @@ def rebuild_into_scratch(
     with _collection_paused():
         _fold_log(store, views, projections, targets, skipped, result)
     result.seconds = time.perf_counter() - started
+    result.finished_at = time.time()
     return result
 
 
@@ -210,8 +249,19 @@ def verify(
     names: Sequence[str],
     factories: dict[str, Callable[[], Projection]] | None = None,
     attempts: int = 3,
+    jobs: int | None = None,
 ) -> VerifyReport:
-    """Rebuild the named views at their live positions and report every differing row."""
+    """Rebuild the named views at their live positions and report every differing row; several
+    views are rebuilt and compared in `jobs` worker processes (see `rebuild`), unless the
+    projections are given as factories (those cannot leave this process)."""
+    groups = view_groups(names, 1 if factories else jobs)
+    if len(groups) > 1:
+        started = time.time()
+        parts = run_side_by_side(_verify_part, views.url, [dict.fromkeys(g, 0) for g in groups])
+        targets = {n: t for part in parts for n, t in part.rebuild.targets.items()}
+        rebuilds = [part.rebuild for part in parts]
+        merged = _merged(_part(targets, names), rebuilds, started)
+        return VerifyReport(merged, [d for part in parts for d in part.differences])
     chosen = {**PROJECTIONS, **(factories or {})}
     for _ in range(attempts):
         tracking = views.tracking()
@@ -229,3 +279,13 @@ def verify(
             ]
         return VerifyReport(rebuilt, differences)
     raise ProjectionError("the live views kept moving during verification; try again")
+
+
+def _verify_part(database_url: str, targets: dict[str, int]) -> VerifyReport:
+    """`verify` of some views over connections of their own (a worker's body)."""
+    store = open_store(database_url)
+    try:
+        with ViewStore(database_url) as views:
+            return verify(store, views, list(targets), jobs=1)
+    finally:
+        store.close()

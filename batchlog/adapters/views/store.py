@@ -73,6 +73,7 @@ class ViewStore:
     """One connection to the read-model tables of a database (thread-safe, one call at a time)."""
 
     def __init__(self, url: str) -> None:
+        self.url = url
         self.target = parse_database_url(url)
         self.dialect = self.target.dialect
         self._lock = threading.RLock()
