@@ -28,7 +28,8 @@ from batchlog.adapters.store import (
     translate_store_errors,
 )
 from batchlog.adapters.views.reads import ViewReader
-from batchlog.domain.batching import Mode, collector_paused, plan_smart_batches
+from batchlog.domain.batching import Mode, plan_smart_batches
+from batchlog.domain.collector import collector_paused
 from batchlog.domain.config import (
     PromptFacts,
     ValidatedJob,

@@ -8,13 +8,12 @@ sources. A job's runs stay together where the batch size allows.
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import operator
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from batchlog.domain.collector import collector_paused
 from batchlog.domain.controls import describe_controls, ordered_controls
 from batchlog.domain.cost_model import (
     DEFAULT_COEFFICIENTS,
@@ -164,23 +163,6 @@ def plan_smart_batches(
         as_is = _Priced(_as_is_invocations(units, batch_size), coefficients)
         efficiency = _efficiency(batches, batched, as_is, mode, coefficients)
     return SmartBatchPlan(mode, batch_size, tuple(batches), efficiency, tuple(batched.seconds))
-
-
-@contextlib.contextmanager
-def collector_paused() -> Iterator[None]:
-    """Pause CPython's cyclic garbage collector while a plan is built (and recorded).
-
-    A plan allocates a few objects per run and all of them survive, so the collector would
-    rescan the whole queue several times for nothing (half the analysis time at 100k runs).
-    Nesting is fine: only the outermost pause turns the collector back on.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def render_preview(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -16,6 +14,7 @@ from batchlog.adapters.views.log_rows import LogRows
 from batchlog.adapters.views.read_ahead import ReadAhead
 from batchlog.adapters.views.store import SCRATCH_PREFIX, ViewStore
 from batchlog.adapters.views.workers import run_side_by_side, view_groups
+from batchlog.domain.collector import collector_paused
 from batchlog.projections import PROJECTIONS
 from batchlog.projections.base import Changes, EventRecord, Projection, ProjectionError, Table
 
@@ -97,24 +96,11 @@ def rebuild_into_scratch(
     skipped = {name: {int(s["position"]) for s in views.skips(name)} for name in targets}
     result = RebuildResult(targets=dict(targets))
     started = time.perf_counter()
-    with _collection_paused():
+    with collector_paused():
         _fold_log(store, views, projections, targets, skipped, result)
     result.seconds = time.perf_counter() - started
     result.finished_at = time.time()
     return result
-
-
-@contextlib.contextmanager
-def _collection_paused() -> Iterator[None]:
-    """No cyclic garbage collection while rebuilding: the rebuild makes no reference cycles,
-    but the rows it keeps until the final flush made each collection rescan them all."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _fold_log(
