@@ -19,7 +19,7 @@ from batchlog.adapters.views import ProjectionHost, ProjectionStoppedError, Trac
 from batchlog.adapters.views.log_rows import LogRows
 from batchlog.adapters.views.replay import rebuild, rebuild_into_scratch, verify
 from batchlog.adapters.views.workers import view_groups
-from batchlog.projections import PROJECTION_NAMES, QueueProjection
+from batchlog.projections import PROJECTION_NAMES, HistoryProjection, QueueProjection
 from batchlog.projections import queue_view as queue_view_module
 from batchlog.projections.base import Changes, EventRecord, ProjectionError
 from tests.workload import World
@@ -369,6 +369,27 @@ def test_a_rebuild_stops_at_an_undecodable_event_unless_every_view_skipped_it(da
         host.catch_up()
         assert verify(store, host.views, list(PROJECTION_NAMES)).ok
         assert _count(host, "history_events") == head - 1
+
+
+class _WritesOneHistoryRowTwice(HistoryProjection):
+    """A faulty fold: its rows are not unique by the table's key."""
+
+    def apply(self, event: EventRecord) -> None:
+        super().apply(event)
+        if event.position == 3:
+            super().apply(event)
+
+
+def test_a_rebuild_that_writes_one_key_twice_fails_naming_the_table(database_url, store):
+    _world(store)
+    head = int(store.recorder.max_notification_id() or 0)
+    with ProjectionHost(database_url, ["history"]) as host:
+        host.catch_up()
+        assert rebuild_into_scratch(store, host.views, {"history": head}).rows > head
+        with pytest.raises(ProjectionError, match="two rows with one key into history_events"):
+            rebuild_into_scratch(
+                store, host.views, {"history": head}, {"history": _WritesOneHistoryRowTwice}
+            )
 
 
 def test_log_rows_pages_stop_at_the_stop_position_and_match_the_notifications(store):

@@ -202,16 +202,18 @@ class _Writer:
         ]
         self._wait()
         if self._pool is not None and not final:
-            self._pending = self._pool.submit(self._write, batch)
+            self._pending = self._pool.submit(self._write, batch, final=False)
         else:
-            self._write(batch)
+            self._write(batch, final=final)
 
-    def _write(self, batch: Sequence[tuple[Sequence[Table], Changes]]) -> None:
+    def _write(self, batch: Sequence[tuple[Sequence[Table], Changes]], *, final: bool) -> None:
         with self._views.transaction() as cursor:
             for tables, changes in batch:
                 self.rows += self._views.write(
                     cursor, tables, changes, prefix=SCRATCH_PREFIX, empty=True
                 )
+            if final:
+                self.rows += self._views.seal_scratch(cursor, [t for ts, _ in batch for t in ts])
 
     def _wait(self) -> None:
         pending, self._pending = self._pending, None

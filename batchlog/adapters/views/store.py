@@ -65,6 +65,10 @@ class TrackingConflictError(ProjectionError):
     """The view is no longer at the position these changes were folded from (already applied)."""
 
 
+def _duplicate_key(table: Table, detail: str) -> ProjectionError:
+    return ProjectionError(f"the rebuild wrote two rows with one key into {table.name}: {detail}")
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat()
 
@@ -197,8 +201,9 @@ class ViewStore:
         *,
         empty: bool = False,
     ) -> int:
-        """Write upserts and inserts (into prefixed copies when asked; `empty`: bulk-insert)
-        and the index rows the database derives from them; returns how many rows in all."""
+        """Write upserts and inserts (into prefixed copies when asked) and the index rows the
+        database derives from them; returns how many rows in all. `empty`: a bulk insert into
+        empty scratch copies, whose index rows `seal_scratch` writes at the end."""
         written = changes.row_count()
         for table in tables:
             upserts = changes.upserts.get(table.name)
@@ -208,22 +213,34 @@ class ViewStore:
                 self._upsert(cursor, table, prefix + table.name, list(upserts.values()))
             inserts = changes.inserts.get(table.name)
             if inserts:
-                self._insert(cursor, table, prefix + table.name, inserts)
+                try:
+                    self._insert(cursor, table, prefix + table.name, inserts)
+                except sqlite3.IntegrityError as error:  # SQLite's copies keep their keys
+                    raise _duplicate_key(table, str(error)) from None
+        if empty:
+            return written  # a scratch load: seal_scratch writes the index tables once, at the end
         by_name = {table.name: table for table in tables}
         for table in tables:
             if table.expands is not None:
-                written += self._expand(cursor, table, by_name[table.expands[0]], changes, prefix)
+                appended = changes.inserts.get(table.expands[0])
+                if appended:
+                    (key,) = by_name[table.expands[0]].key
+                    positions = [row[key] for row in appended]
+                    span = (min(positions), max(positions))
+                    written += self._expand(cursor, table, by_name[table.expands[0]], prefix, span)
         return written
 
     def _expand(
-        self, cursor: Any, table: Table, source: Table, changes: Changes, prefix: str
+        self,
+        cursor: Any,
+        table: Table,
+        source: Table,
+        prefix: str,
+        span: tuple[int, int] | None,
     ) -> int:
-        """Write an index table's rows from the rows just appended to its source table."""
-        appended = changes.inserts.get(source.name)
-        if not appended:
-            return 0
+        """Write an index table's rows from its source table's rows: those whose key is within
+        `span`, or every row (None)."""
         (key,) = source.key
-        positions = [row[key] for row in appended]
         element, *copied = table.columns
         column = table.expands[1] if table.expands else ""
         elements = (
@@ -231,13 +248,14 @@ class ViewStore:
             if self.dialect == "postgres"
             else f"CROSS JOIN json_each(s.{column}) AS j"
         )
+        within = f" WHERE s.{key} BETWEEN ? AND ?" if span is not None else ""
         cursor.execute(
             self._sql(
                 f"INSERT INTO {prefix}{table.name} ({element}, {', '.join(copied)}) "
                 f"SELECT j.value, {', '.join('s.' + c for c in copied)} "
-                f"FROM {prefix}{source.name} s {elements} WHERE s.{key} BETWEEN ? AND ?"
+                f"FROM {prefix}{source.name} s {elements}{within}"
             ),
-            (min(positions), max(positions)),
+            span or (),
         )
         return int(cursor.rowcount)
 
@@ -382,7 +400,14 @@ class ViewStore:
     # ---- scratch copies for verification -----------------------------------------------------
 
     def create_scratch(self, tables: Sequence[Table]) -> None:
-        """Empty temporary copies of the given tables (visible to this connection only)."""
+        """Empty temporary copies of the given tables (visible to this connection only), for a
+        load by `write(..., empty=True)` and then `seal_scratch`.
+
+        On PostgreSQL the copies have no index while they are loaded: keeping the live tables'
+        indexes up to date row by row cost the rebuild a third of the server's work (its
+        secondary indexes serve readers, which a scratch table has none of); `seal_scratch`
+        adds the primary keys, built once from the loaded rows.
+        """
         with self.transaction() as cursor:
             for table in tables:
                 scratch = SCRATCH_PREFIX + table.name
@@ -390,7 +415,7 @@ class ViewStore:
                 if self.dialect == "postgres":
                     cursor.execute(
                         f"CREATE TEMP TABLE {scratch} (LIKE {table.name} INCLUDING DEFAULTS "
-                        "INCLUDING CONSTRAINTS INCLUDING INDEXES)"
+                        "INCLUDING CONSTRAINTS)"
                     )
                 else:
                     cursor.execute(
@@ -400,6 +425,27 @@ class ViewStore:
                     cursor.execute(
                         ddl.replace(f"CREATE TABLE {table.name}", f"CREATE TEMP TABLE {scratch}", 1)
                     )
+
+    def seal_scratch(self, cursor: Any, tables: Sequence[Table]) -> int:
+        """Finish a scratch load: write the index tables the database derives (see
+        `Table.expands`) and, on PostgreSQL, add each table's primary key (a duplicate key, which
+        only a faulty fold could write, fails here, naming the table). Returns the rows written."""
+        by_name = {table.name: table for table in tables}
+        written = 0
+        for table in tables:
+            if table.expands is not None:
+                source = by_name[table.expands[0]]
+                written += self._expand(cursor, table, source, SCRATCH_PREFIX, None)
+        if self.dialect == "postgres":
+            for table in tables:
+                try:
+                    cursor.execute(
+                        f"ALTER TABLE {SCRATCH_PREFIX}{table.name} "
+                        f"ADD PRIMARY KEY ({', '.join(table.key)})"
+                    )
+                except psycopg.errors.UniqueViolation as error:
+                    raise _duplicate_key(table, error.diag.message_detail or str(error)) from None
+        return written
 
     def differences(self, table: Table, cursor: Any, limit: int = 50) -> list[Row]:
         """Rows that differ between a live table and its scratch rebuild, keyed by the table key."""
