@@ -230,10 +230,10 @@ def dumps(value: Any) -> str:
         fast = orjson.dumps(value, default=_jsonable, option=_FAST_OPTIONS)
     except TypeError:  # non-str keys, integers beyond 64 bits, lone surrogates
         return _ENCODER.encode(value)
-    if (
-        b"0.0000" in fast
-        or (b"e-" in fast and _SMALL_EXPONENT.search(fast) is not None)
-        or (b"null" in fast and _has_non_finite(value))
+    if (  # find, not `in`: on Python 3.11 `in` first raises and clears a TypeError internally
+        fast.find(b"0.0000") != -1
+        or (fast.find(b"e-") != -1 and _SMALL_EXPONENT.search(fast) is not None)
+        or (fast.find(b"null") != -1 and _has_non_finite(value))
     ):
         return _ENCODER.encode(value)
     return fast.decode()

@@ -115,7 +115,8 @@ class NotificationDecoder:
         With it, the timestamp's stored ISO text, when it was stored as ISO text (that text is
         `isoformat()` of the datetime it decodes to, so the history need not format it again)."""
         shape = state.translate(_NUMBER_SHAPE)
-        if _LONG_NUMBERS[0] in shape or _LONG_NUMBERS[1] in shape:
+        # find, not `in`: on Python 3.11 `bytes in bytes` first raises and clears a TypeError
+        if shape.find(_LONG_NUMBERS[0]) != -1 or shape.find(_LONG_NUMBERS[1]) != -1:
             return None
         try:
             fields = orjson.loads(state)

@@ -51,7 +51,7 @@ class LogRows:
             self._recorder.datastore.get_connection() as connection,
             connection.cursor(row_factory=tuple_row) as cursor,
         ):
-            cursor.execute(self._statement, (start, limit), prepare=True)
+            cursor.execute(self._statement, (start, limit), prepare=True, binary=True)
             rows: list[LogRow] = cursor.fetchall()
         if stop is not None and rows and rows[-1][0] > stop:
             rows = [row for row in rows if row[0] <= stop]
