@@ -9,6 +9,7 @@ from uuid import UUID
 from hypothesis import given
 from hypothesis import strategies as st
 
+from batchlog.projections import base
 from batchlog.projections.base import _jsonable, dumps
 
 REFERENCE = json.JSONEncoder(
@@ -54,3 +55,16 @@ def test_dumps_of_typical_payload_takes_the_fast_path_and_equals_json() -> None:
         "seconds": 12.25,
     }
     assert dumps(payload) == REFERENCE.encode(payload)
+
+
+def test_uuids_in_strings_do_not_send_a_value_to_the_json_module(monkeypatch) -> None:
+    """A digit, 'e' and '-' in a UUID (559e-88bc) is no small float: orjson's text is kept."""
+
+    class Refuses:
+        def encode(self, value: object) -> str:
+            raise AssertionError(f"sent the slow way: {value!r}")
+
+    value = {"execution_id": "38521f42-64d2-559e-88bc-01e7e0a1b2c3", "items": ["9e-1", "x"]}
+    expected = REFERENCE.encode(value)
+    monkeypatch.setattr(base, "_ENCODER", Refuses())
+    assert dumps(value) == expected
