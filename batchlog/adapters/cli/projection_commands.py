@@ -177,8 +177,8 @@ def replay_command(
         None,
         "--jobs",
         min=1,
-        help="Worker processes rebuilding views side by side (default: one per view, at most "
-        "one per CPU; 1: all in this process)",
+        help="Processes rebuilding views side by side (default: chosen by the log's length, at "
+        "most one per view and per CPU; 1: all in this process)",
     ),
     database_url: str | None = DatabaseOption,
     as_json: bool = JsonOption,

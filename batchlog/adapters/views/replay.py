@@ -47,9 +47,10 @@ class VerifyReport:
 
 
 def rebuild(database_url: str, targets: dict[str, int], jobs: int | None = None) -> RebuildResult:
-    """Rebuild the views up to their targets: in `jobs` worker processes (default one per view,
-    at most one per CPU), each reading the log and writing its own scratch tables; 1: here."""
-    groups = view_groups(list(targets), jobs)
+    """Rebuild the views up to their targets: in `jobs` groups (default: as many as finish
+    first for this length of log, see `view_groups`), each but the first in a worker process,
+    each reading the log and writing its own scratch tables; 1: all here."""
+    groups = view_groups(list(targets), jobs, max(targets.values(), default=0))
     if len(groups) == 1:
         return _rebuild_part(database_url, targets)
     started = time.time()
@@ -242,7 +243,8 @@ def verify(
     """Rebuild the named views at their live positions and report every differing row; several
     views are rebuilt and compared in `jobs` worker processes (see `rebuild`), unless the
     projections are given as factories (those cannot leave this process)."""
-    groups = view_groups(names, 1 if factories else jobs)
+    head = max((int(row["position"]) for row in views.tracking().values()), default=0)
+    groups = view_groups(names, 1 if factories else jobs, head)
     if len(groups) > 1:
         started = time.time()
         parts = run_side_by_side(_verify_part, views.url, [dict.fromkeys(g, 0) for g in groups])

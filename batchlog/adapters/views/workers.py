@@ -20,8 +20,12 @@ from batchlog.projections.base import ProjectionError
 T = TypeVar("T")
 Task = Callable[[str, dict[str, int]], T]
 JOIN_SECONDS = 10.0  # how long a finished or stopped worker may take to exit
-# CPU per event of each view in a rebuild (µs, from its rate alone); balances the groups.
-VIEW_COST = {"queue": 15.0, "history": 17.5, "stats": 7.7}
+# What a rebuild costs, in thousands of CPU instructions (callgrind, 5,000 events of the
+# benchmark's history): reading and decoding the log, once per process; each view's own fold and
+# writes per event; and starting a worker process (the interpreter and its imports), once.
+READ_COST = 58.0
+VIEW_COST = {"queue": 54.0, "history": 66.0, "stats": 14.0}
+START_COST = 1_800_000.0
 
 
 def default_jobs(views: int) -> int:
@@ -29,17 +33,34 @@ def default_jobs(views: int) -> int:
     return max(1, min(views, os.cpu_count() or 1))
 
 
-def view_groups(names: Sequence[str], jobs: int | None) -> list[list[str]]:
-    """The views split into at most `jobs` groups of about equal cost, the costliest first."""
-    count = default_jobs(len(names)) if jobs is None else max(1, min(jobs, len(names)))
+def view_groups(
+    names: Sequence[str], jobs: int | None, events: int | None = None
+) -> list[list[str]]:
+    """The views split into groups that take about as long, the caller's group first (it runs
+    in the calling process, the others in workers, which start later by their start-up cost).
+
+    `jobs` is the number of groups (at most one per view); by default, as many as the model of
+    costs above says finishes first for a log of `events` events, at most one per CPU: a short
+    log is rebuilt in one process, since a worker's start-up outweighs what it would share."""
+    if jobs is not None:
+        return _balanced(names, max(1, min(jobs, len(names))), events)[0]
+    counts = range(1, default_jobs(len(names)) + 1)
+    return min((_balanced(names, count, events) for count in counts), key=lambda g: g[1])[0]
+
+
+def _balanced(
+    names: Sequence[str], count: int, events: int | None
+) -> tuple[list[list[str]], float]:
+    """`count` groups, the costliest views first, one to each, then each to the least loaded
+    group; and the largest group's cost per event (start-up spread over the events)."""
+    start = START_COST / events if events else 0.0
+    loads = [READ_COST] + [READ_COST + start] * (count - 1)
     groups: list[list[str]] = [[] for _ in range(count)]
-    costs = [0.0] * count
-    for name in sorted(names, key=lambda n: -VIEW_COST.get(n, 10.0)):
-        cheapest = costs.index(min(costs))
-        groups[cheapest].append(name)
-        costs[cheapest] += VIEW_COST.get(name, 10.0)
-    by_cost = sorted(range(count), key=lambda index: -costs[index])
-    return [[name for name in names if name in groups[index]] for index in by_cost if groups[index]]
+    for index, name in enumerate(sorted(names, key=lambda n: -VIEW_COST.get(n, 10.0))):
+        chosen = index if index < count else loads.index(min(loads))
+        groups[chosen].append(name)
+        loads[chosen] += VIEW_COST.get(name, 10.0)
+    return [[name for name in names if name in group] for group in groups], max(loads)
 
 
 def run_side_by_side(task: Task[T], database_url: str, parts: Sequence[dict[str, int]]) -> list[T]:
