@@ -251,7 +251,7 @@ def dumps(value: Any) -> str:
         return _ENCODER.encode(value)
     if (  # find, not `in`: on Python 3.11 `in` first raises and clears a TypeError internally
         fast.find(b"0.0000") != -1
-        or _has_small_exponent(fast)
+        or (fast.find(b"e-") != -1 and _has_small_exponent(fast))
         or (fast.find(b"null") != -1 and _has_non_finite(value))
     ):
         return _ENCODER.encode(value)

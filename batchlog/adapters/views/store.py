@@ -260,15 +260,17 @@ class ViewStore:
         return int(cursor.rowcount)
 
     @staticmethod
-    def _values(table: Table, row: Mapping[str, Any]) -> Sequence[Any]:
+    def _values(table: Table, rows: Sequence[Mapping[str, Any]]) -> Iterator[Sequence[Any]]:
+        """Each row's column values in order, JSON columns as text (the layout found once)."""
         pick, json_at = _layout(table)
-        values = pick(row)
         if not json_at:
-            return values
-        listed = list(values)
-        for index in json_at:
-            listed[index] = dumps(listed[index])
-        return listed
+            yield from map(pick, rows)
+            return
+        for row in rows:
+            listed = list(pick(row))
+            for index in json_at:
+                listed[index] = dumps(listed[index])
+            yield listed
 
     def _upsert(self, cursor: Any, table: Table, name: str, rows: list[Row]) -> None:
         columns = ", ".join(table.columns)
@@ -279,8 +281,8 @@ class ViewStore:
             # statement per row costs more than the row). Rows are unique by key (coalesced).
             staging = self._staging(cursor, table, name)
             with cursor.copy(f"COPY {staging} ({columns}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(self._values(table, row))
+                for values in self._values(table, rows):
+                    copy.write_row(values)
             cursor.execute(
                 f"INSERT INTO {name} ({columns}) SELECT {columns} FROM {staging} {conflict}"
             )
@@ -288,7 +290,7 @@ class ViewStore:
             return
         marks = ", ".join("?" for _ in table.columns)
         statement = f"INSERT INTO {name} ({columns}) VALUES ({marks}) {conflict}"
-        cursor.executemany(self._sql(statement), [self._values(table, row) for row in rows])
+        cursor.executemany(self._sql(statement), list(self._values(table, rows)))
 
     def _staging(self, cursor: Any, table: Table, name: str) -> str:
         """An empty temporary copy of a table's columns on this connection, made once."""
@@ -305,13 +307,13 @@ class ViewStore:
         columns = ", ".join(table.columns)
         if self.dialect == "postgres" and len(rows) > BULK_ROWS:
             with cursor.copy(f"COPY {name} ({columns}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(self._values(table, row))
+                for values in self._values(table, rows):
+                    copy.write_row(values)
             return
         marks = ", ".join("?" for _ in table.columns)
         cursor.executemany(
             self._sql(f"INSERT INTO {name} ({columns}) VALUES ({marks})"),
-            [self._values(table, row) for row in rows],
+            list(self._values(table, rows)),
         )
 
     def load_state(self, name: str, tables: Sequence[Table]) -> tuple[int, dict[str, list[Row]]]:
