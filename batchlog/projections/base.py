@@ -216,26 +216,26 @@ _FAST_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS
 # "null" sends the value the slow way only if a non-finite float is really inside) and
 # small floats (orjson writes 1e-7 and 0.00001 where json writes 1e-07 and 1e-05). Matches inside
 # strings are harmless: they only send that value the slow way.
-_NUMBER_BYTES = frozenset(b"0123456789.")
-_BEFORE_VALUE = frozenset(b":,[")
+_NUMBER_CHARS = frozenset("0123456789.")
+_BEFORE_VALUE = frozenset(":,[")
 
 
-def _has_small_exponent(text: bytes) -> bool:
+def _has_small_exponent(text: str) -> bool:
     """Whether orjson's text holds a number with a negative exponent (e.g. 1.5e-7): digits
     (and a point, and a sign) before an 'e-', at the start or after ':', ',' or '['. A bare
     digit-e-hyphen is in many UUIDs (559e-88bc); a regex over a checkpoint's 170 kB took longer
     than orjson's encoding, this looks only where 'e-' is."""
-    at = text.find(b"e-")
+    at = text.find("e-")
     while at != -1:
         start = at
-        while start > 0 and text[start - 1] in _NUMBER_BYTES:
+        while start > 0 and text[start - 1] in _NUMBER_CHARS:
             start -= 1
-        if start < at and text[at - 1] != 46:  # a digit right before the 'e' (46 is '.')
-            if start > 0 and text[start - 1] == 45:  # '-'
+        if start < at and text[at - 1] != ".":  # a digit right before the 'e'
+            if start > 0 and text[start - 1] == "-":
                 start -= 1
             if start == 0 or text[start - 1] in _BEFORE_VALUE:
                 return True
-        at = text.find(b"e-", at + 2)
+        at = text.find("e-", at + 2)
     return False
 
 
@@ -246,16 +246,16 @@ def dumps(value: Any) -> str:
     writes it about five times faster, and anything it might write differently goes to json.
     """
     try:
-        fast = orjson.dumps(value, default=_jsonable, option=_FAST_OPTIONS)
+        text = orjson.dumps(value, default=_jsonable, option=_FAST_OPTIONS).decode()
     except TypeError:  # non-str keys, integers beyond 64 bits, lone surrogates
         return _ENCODER.encode(value)
-    if (  # find, not `in`: on Python 3.11 `in` first raises and clears a TypeError internally
-        fast.find(b"0.0000") != -1
-        or (fast.find(b"e-") != -1 and _has_small_exponent(fast))
-        or (fast.find(b"null") != -1 and _has_non_finite(value))
+    if (  # tested on the text: `in` on bytes (3.11) raises and clears a TypeError inside
+        "0.0000" in text
+        or ("e-" in text and _has_small_exponent(text))
+        or ("null" in text and _has_non_finite(value))
     ):
         return _ENCODER.encode(value)
-    return fast.decode()
+    return text
 
 
 _LEAVES = frozenset({str, int, bool, type(None)})  # exact types that hold no float

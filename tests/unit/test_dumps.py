@@ -71,7 +71,7 @@ def test_uuids_in_strings_do_not_send_a_value_to_the_json_module(monkeypatch) ->
 
 
 def test_only_numbers_with_a_negative_exponent_count_as_small_floats() -> None:
-    for text in (b"1e-7", b"[-1.5e-7]", b'{"a":2e-9}', b'{"a":"x","b":[3,4e-5]}'):
+    for text in ("1e-7", "[-1.5e-7]", '{"a":2e-9}', '{"a":"x","b":[3,4e-5]}'):
         assert base._has_small_exponent(text), text
-    for text in (b'{"id":"64d2-559e-88bc"}', b'{"a":"x.e-"}', b'{"a":1e7}', b'"e-"', b"12"):
+    for text in ('{"id":"64d2-559e-88bc"}', '{"a":"x.e-"}', '{"a":1e7}', '"e-"', "12"):
         assert not base._has_small_exponent(text), text

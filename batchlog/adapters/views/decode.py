@@ -22,12 +22,13 @@ _ENVELOPE = ("originator_id", "originator_version", "timestamp")
 _ISO_DATETIME = DatetimeAsISO.name
 _MARKER = b'"_type_"'
 # orjson reads an integer beyond 64 bits as a float (the json module keeps it an int). Such a
-# number has 19+ digits right after ':', ',' or '[' (the encoder writes no spaces): map digits
-# to '0' and those to ':', then look for the run (a match inside a string only costs speed).
+# number has 19+ digits right after ':', ',' or '[' (the encoder writes no spaces), perhaps after
+# a '-': map digits and '-' to '0' and those three to ':', then look for ':' and 19 '0's, in one
+# search (a match inside a string, or of an 18-digit negative number, only costs speed).
 _NUMBER_SHAPE = bytes(
-    48 if 48 <= b <= 57 else 58 if b in b":,[" else 45 if b == 45 else 120 for b in range(256)
+    48 if 48 <= b <= 57 or b == 45 else 58 if b in b":,[" else 120 for b in range(256)
 )
-_LONG_NUMBERS = (b":" + b"0" * 19, b":-" + b"0" * 19)
+_LONG_NUMBER = b":" + b"0" * 19
 
 
 # One stored event as the log reader gives it: (position, originator id, version, topic, state).
@@ -116,7 +117,7 @@ class NotificationDecoder:
         `isoformat()` of the datetime it decodes to, so the history need not format it again)."""
         shape = state.translate(_NUMBER_SHAPE)
         # find, not `in`: on Python 3.11 `bytes in bytes` first raises and clears a TypeError
-        if shape.find(_LONG_NUMBERS[0]) != -1 or shape.find(_LONG_NUMBERS[1]) != -1:
+        if shape.find(_LONG_NUMBER) != -1:
             return None
         try:
             fields = orjson.loads(state)
