@@ -206,12 +206,14 @@ def run(url: str, events: int, lag_writes: int, jobs: int | None = None) -> None
         }
     rebuild_rate = statistics.median(r.events / r.seconds for r in sequential)
     parallel_rate = statistics.median(r.events / r.seconds for r in parallel)
-    workers = " | ".join("+".join(group) for group in view_groups(list(PROJECTION_NAMES), jobs))
+    workers = " | ".join(
+        "+".join(group) for group in view_groups(list(PROJECTION_NAMES), jobs, head)
+    )
     print(f"raw select_notifications:      {raw:>10,.0f} events/s (ceiling)")
     print(f"read + decode:                 {decoded:>10,.0f} events/s")
     print(f"rebuild all 3 views (scratch): {rebuild_rate:>10,.0f} events/s "
           f"({rebuilt.rows} rows; {rebuild_rate / raw:.0%} of the ceiling)")  # fmt: skip
-    print(f"  ... in workers ({workers}): {parallel_rate:>10,.0f} events/s "
+    print(f"  ... split as replay does ({workers}): {parallel_rate:>10,.0f} events/s "
           f"({parallel_rate / rebuild_rate:.2f}x in one process; {parallel_rate / raw:.0%} of the "
           f"ceiling; spawning included; medians of {ROUNDS} interleaved rounds)")  # fmt: skip
     for name, result in alone.items():
