@@ -216,8 +216,10 @@ class ViewStore:
             if inserts:
                 try:
                     self._insert(cursor, table, prefix + table.name, inserts)
-                except sqlite3.IntegrityError as error:  # SQLite's copies keep their keys
-                    raise _duplicate_key(table, str(error)) from None
+                except sqlite3.IntegrityError as error:
+                    if not empty:
+                        raise
+                    raise _duplicate_key(table, str(error)) from None  # SQLite's copies keep keys
         if empty:
             return written  # a scratch load: seal_scratch writes the index tables once, at the end
         by_name = {table.name: table for table in tables}
