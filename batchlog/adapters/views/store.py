@@ -295,12 +295,20 @@ class ViewStore:
 
     def _copy(self, cursor: Any, table: Table, name: str, rows: list[Row]) -> None:
         """COPY rows into a table (or a copy of it) in PostgreSQL's binary format: half the
-        work of the text format here and on the server, which parses no text."""
+        work of the text format here and on the server, which parses no text. A value whose
+        type is not its column's (a number in a text column) cannot go in binary; those rows
+        go in the text format, as they always did, which writes what it wrote before."""
         columns, types = ", ".join(table.columns), self._column_types(cursor, table)
-        with cursor.copy(f"COPY {name} ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
-            copy.set_types(types)
-            for values in self._values(table, rows):
-                copy.write_row(values)
+        try:
+            with cursor.connection.transaction():  # a savepoint, to retry in text
+                with cursor.copy(f"COPY {name} ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
+                    copy.set_types(types)
+                    for values in self._values(table, rows):
+                        copy.write_row(values)
+        except (TypeError, psycopg.DataError):
+            with cursor.copy(f"COPY {name} ({columns}) FROM STDIN") as copy:
+                for values in self._values(table, rows):
+                    copy.write_row(values)
 
     def _column_types(self, cursor: Any, table: Table) -> list[str]:
         """The live table's column types in `table.columns` order (its copies share them)."""
