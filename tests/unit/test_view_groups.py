@@ -23,9 +23,10 @@ def test_on_two_cpus_the_caller_takes_the_costliest_view_and_the_worker_pays_its
     assert view_groups(VIEWS, None, 10**7) == [["history"], ["queue", "stats"]]
 
 
-def test_a_short_log_is_rebuilt_in_the_calling_process(two_cpus: None) -> None:
+def test_a_short_or_empty_log_is_rebuilt_in_the_calling_process(two_cpus: None) -> None:
     """A worker's start-up would cost more than the views it could take over."""
     assert view_groups(VIEWS, None, 5_000) == [VIEWS]
+    assert view_groups(VIEWS, None, 0) == [VIEWS]
 
 
 def test_the_default_grows_with_the_log_and_never_passes_the_cpus(

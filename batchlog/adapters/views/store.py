@@ -299,12 +299,12 @@ class ViewStore:
         type is not its column's (a number in a text column) cannot go in binary; those rows
         go in the text format, as they always did, which writes what it wrote before."""
         columns, types = ", ".join(table.columns), self._column_types(cursor, table)
-        try:
-            with cursor.connection.transaction():  # a savepoint, to retry in text
-                with cursor.copy(f"COPY {name} ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
-                    copy.set_types(types)
-                    for values in self._values(table, rows):
-                        copy.write_row(values)
+        binary = f"COPY {name} ({columns}) FROM STDIN (FORMAT BINARY)"
+        try:  # within a savepoint, to retry in text
+            with cursor.connection.transaction(), cursor.copy(binary) as copy:
+                copy.set_types(types)
+                for values in self._values(table, rows):
+                    copy.write_row(values)
         except (TypeError, psycopg.DataError):
             with cursor.copy(f"COPY {name} ({columns}) FROM STDIN") as copy:
                 for values in self._values(table, rows):

@@ -53,7 +53,7 @@ def _balanced(
 ) -> tuple[list[list[str]], float]:
     """`count` groups, the costliest views first, one to each, then each to the least loaded
     group; and the largest group's cost per event (start-up spread over the events)."""
-    start = START_COST / events if events else 0.0
+    start = START_COST / max(events, 1) if events is not None else 0.0  # None: unknown
     loads = [READ_COST] + [READ_COST + start] * (count - 1)
     groups: list[list[str]] = [[] for _ in range(count)]
     for index, name in enumerate(sorted(names, key=lambda n: -VIEW_COST.get(n, 10.0))):
