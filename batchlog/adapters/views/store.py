@@ -298,17 +298,22 @@ class ViewStore:
         work of the text format here and on the server, which parses no text. A value whose
         type is not its column's (a number in a text column) cannot go in binary; those rows
         go in the text format, as they always did, which writes what it wrote before."""
-        columns, types = ", ".join(table.columns), self._column_types(cursor, table)
-        binary = f"COPY {name} ({columns}) FROM STDIN (FORMAT BINARY)"
-        try:  # within a savepoint, to retry in text
-            with cursor.connection.transaction(), cursor.copy(binary) as copy:
-                copy.set_types(types)
-                for values in self._values(table, rows):
-                    copy.write_row(values)
+        statement = f"COPY {name} ({', '.join(table.columns)}) FROM STDIN"
+        types = self._column_types(cursor, table)
+        try:
+            with cursor.connection.transaction():  # a savepoint, to retry in text
+                self._copy_rows(cursor, f"{statement} (FORMAT BINARY)", table, rows, types)
         except (TypeError, psycopg.DataError):
-            with cursor.copy(f"COPY {name} ({columns}) FROM STDIN") as copy:
-                for values in self._values(table, rows):
-                    copy.write_row(values)
+            self._copy_rows(cursor, statement, table, rows, None)
+
+    def _copy_rows(
+        self, cursor: Any, statement: str, table: Table, rows: list[Row], types: list[str] | None
+    ) -> None:
+        with cursor.copy(statement) as copy:
+            if types is not None:
+                copy.set_types(types)
+            for values in self._values(table, rows):
+                copy.write_row(values)
 
     def _column_types(self, cursor: Any, table: Table) -> list[str]:
         """The live table's column types in `table.columns` order (its copies share them)."""
