@@ -40,6 +40,9 @@ def stream_of(topic: str) -> Stream:
     return "other"
 
 
+_new_object = object.__new__
+
+
 @dataclass(frozen=True)
 class EventRecord:
     """One stored event as projections see it: its place in the log and its decoded fields."""
@@ -51,6 +54,9 @@ class EventRecord:
     timestamp: datetime
     payload: Mapping[str, Any]
     timestamp_text: str | None = field(default=None, compare=False, repr=False)
+    # True when every value in the payload was parsed from JSON text as it is (JSON has no NaN
+    # or infinity), so `dumps` need not look for them; False: nothing is known.
+    finite: bool = field(default=False, compare=False, repr=False)
 
     @classmethod
     def decoded(
@@ -62,19 +68,20 @@ class EventRecord:
         timestamp: datetime,
         payload: Mapping[str, Any],
         timestamp_text: str | None,
+        finite: bool = False,
     ) -> EventRecord:
         """The decoder's constructor: the same frozen record, made without the dataclass's
         per-field object.__setattr__ (a third of the cost of decoding a small event)."""
-        record = object.__new__(cls)
-        record.__dict__.update(
-            position=position,
-            originator_id=originator_id,
-            sequence=sequence,
-            topic=topic,
-            timestamp=timestamp,
-            payload=payload,
-            timestamp_text=timestamp_text,
-        )
+        record = _new_object(cls)
+        fields = record.__dict__
+        fields["position"] = position
+        fields["originator_id"] = originator_id
+        fields["sequence"] = sequence
+        fields["topic"] = topic
+        fields["timestamp"] = timestamp
+        fields["payload"] = payload
+        fields["timestamp_text"] = timestamp_text
+        fields["finite"] = finite
         return record
 
     @property
@@ -239,11 +246,13 @@ def _has_small_exponent(text: str) -> bool:
     return False
 
 
-def dumps(value: Any) -> str:
+def dumps(value: Any, *, finite: bool = False) -> str:
     """Deterministic JSON (sorted keys, ISO datetimes), so a rebuild writes identical text.
 
     The text is exactly the json module's (the format views were always written in); orjson
     writes it about five times faster, and anything it might write differently goes to json.
+    `finite`: the caller knows that no float inside is NaN or infinite (an `EventRecord.finite`
+    payload), so the walk that looks for them is skipped.
     """
     try:
         text = orjson.dumps(value, default=_jsonable, option=_FAST_OPTIONS).decode()
@@ -252,7 +261,7 @@ def dumps(value: Any) -> str:
     if (  # tested on the text: `in` on bytes (3.11) raises and clears a TypeError inside
         "0.0000" in text
         or ("e-" in text and _has_small_exponent(text))
-        or ("null" in text and _has_non_finite(value))
+        or (not finite and "null" in text and _has_non_finite(value))
     ):
         return _ENCODER.encode(value)
     return text
@@ -292,8 +301,8 @@ def _has_non_finite(value: Any) -> bool:
 
 def iso(value: Any) -> str | None:
     """A datetime (or ISO string) as an ISO string; None stays None."""
-    if value is None:
-        return None
+    if value is None or type(value) is str:  # most are text already, as in the payload
+        return value
     return value.isoformat() if isinstance(value, datetime) else str(value)
 
 

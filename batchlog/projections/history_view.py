@@ -157,7 +157,8 @@ class HistoryProjection(Projection):
                 "job_ids": dumps(job_ids),
                 "summary": summary,
                 "payload": dumps(
-                    payload if type(payload := event.payload) is dict else dict(payload)
+                    payload if type(payload := event.payload) is dict else dict(payload),
+                    finite=event.finite,
                 ),
             },
         )

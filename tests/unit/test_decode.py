@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -19,11 +20,15 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from batchlog.adapters.views.decode import DecodeFailure, NotificationDecoder
+from batchlog.projections.base import EventRecord, _jsonable, dumps
 
 TRANSCODER = JSONTranscoder()
 for transcoding in (UUIDAsHex(), DecimalAsStr(), DatetimeAsISO()):
     TRANSCODER.register(transcoding)
 DECODER = NotificationDecoder(Mapper(transcoder=TRANSCODER))
+JSON = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_jsonable
+)
 TOPIC = "tests.unknown:Event"  # no class: no upcasting, the fields as stored
 
 scalars = (
@@ -76,6 +81,8 @@ def test_fast_decode_equals_the_transcoder(payload: dict[str, object], timestamp
     assert record.timestamp == expected.pop("timestamp")
     assert record.recorded_at == record.timestamp.isoformat()
     assert _same(dict(record.payload), expected)
+    # what the history writes: a payload marked finite skips dumps' NaN walk, and must not need it
+    assert dumps(dict(record.payload), finite=record.finite) == JSON.encode(dict(record.payload))
 
 
 def test_fast_decode_turns_top_level_values_back_into_their_types() -> None:
@@ -89,7 +96,24 @@ def test_fast_decode_turns_top_level_values_back_into_their_types() -> None:
     assert not isinstance(record, DecodeFailure)
     assert record.payload == {"id": UUID(int=3), "amount": Decimal("1.5"), "nested": {"at": at}}
     flat = DECODER._fast_fields(TRANSCODER.encode({"timestamp": at, "id": UUID(int=3)}))
-    assert flat == ({"timestamp": at, "id": UUID(int=3)}, at.isoformat())
+    assert flat == ({"timestamp": at, "id": UUID(int=3)}, at.isoformat(), False)
+
+
+def test_only_payloads_parsed_as_they_are_are_marked_finite() -> None:
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def decoded(payload: dict[str, object]) -> EventRecord:
+        state = TRANSCODER.encode({"timestamp": at, **payload})
+        record = DECODER.decode(Notification("q", 1, TOPIC, state, 5))
+        assert not isinstance(record, DecodeFailure)
+        return record
+
+    assert decoded({"seconds": 1.5, "reason": None, "runs": [{"w": 0.5}]}).finite
+    not_a_number = decoded({"seconds": float("nan"), "reason": None})  # the transcoder's way
+    assert not not_a_number.finite
+    assert dumps(dict(not_a_number.payload), finite=False) == '{"reason":null,"seconds":NaN}'
+    assert not decoded({"id": UUID(int=3)}).finite  # a transcoded value: not as parsed
+    assert not decoded({"n": 2**64}).finite  # beyond 64 bits: the transcoder's way
 
 
 def test_integers_beyond_64_bits_stay_integers() -> None:

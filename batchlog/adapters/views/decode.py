@@ -18,7 +18,6 @@ from eventsourcing.utils import resolve_topic
 
 from batchlog.projections.base import EventRecord
 
-_ENVELOPE = ("originator_id", "originator_version", "timestamp")
 _ISO_DATETIME = DatetimeAsISO.name
 _MARKER = b'"_type_"'
 # orjson reads an integer beyond 64 bits as a float (the json module keeps it an int). Such a
@@ -54,6 +53,7 @@ class NotificationDecoder:
         self._names = transcoder.names if type(transcoder) is JSONTranscoder else None
         iso = self._names.get(_ISO_DATETIME) if self._names is not None else None
         self._keeps_iso_text = type(iso) is DatetimeAsISO
+        self._unwraps = mapper.cipher is not None or mapper.compressor is not None
 
     def decode(self, notification: Notification) -> EventRecord | DecodeFailure:
         """Decode one notification, or describe why it cannot be decoded."""
@@ -87,34 +87,45 @@ class NotificationDecoder:
     def _decode(
         self, position: int, originator_id: Any, version: int, topic: str, state: bytes
     ) -> EventRecord:
+        if self._unwraps:
+            state = self._unwrap(state)
+        fast = self._fast_fields(state) if self._names is not None else None
+        if fast is None:
+            fields, timestamp_text, finite = self._mapper.transcoder.decode(state), None, False
+        else:
+            fields, timestamp_text, finite = fast
+        from_version = fields.pop("class_version", 1)
+        known = self._classes.get(topic)
+        cls, class_version = known if known is not None else self._event_class(topic)
+        if from_version < class_version:
+            finite = False  # an upcast may add values of its own
+            while from_version < class_version:
+                getattr(cls, f"upcast_v{from_version}_v{from_version + 1}")(fields)
+                from_version += 1
+        timestamp = fields.pop("timestamp", None)
+        if not isinstance(timestamp, datetime):
+            raise ValueError(f"event has no timestamp (got {timestamp!r})")
+        fields.pop("originator_id", None)  # the envelope, were it in the state
+        fields.pop("originator_version", None)
+        return EventRecord.decoded(
+            position, str(originator_id), version, topic, timestamp, fields, timestamp_text, finite
+        )
+
+    def _unwrap(self, state: bytes) -> bytes:
+        """The state as the transcoder wrote it: decrypted, then decompressed."""
         if self._mapper.cipher is not None:
             state = self._mapper.cipher.decrypt(state)
         if self._mapper.compressor is not None:
             state = self._mapper.compressor.decompress(state)
-        fast = self._fast_fields(state) if self._names is not None else None
-        if fast is None:
-            fields, timestamp_text = self._mapper.transcoder.decode(state), None
-        else:
-            fields, timestamp_text = fast
-        from_version = fields.pop("class_version", 1)
-        cls, class_version = self._event_class(topic)
-        while from_version < class_version:
-            getattr(cls, f"upcast_v{from_version}_v{from_version + 1}")(fields)
-            from_version += 1
-        timestamp = fields.pop("timestamp", None)
-        if not isinstance(timestamp, datetime):
-            raise ValueError(f"event has no timestamp (got {timestamp!r})")
-        for name in _ENVELOPE:
-            fields.pop(name, None)
-        return EventRecord.decoded(
-            position, str(originator_id), version, topic, timestamp, fields, timestamp_text
-        )
+        return state
 
-    def _fast_fields(self, state: bytes) -> tuple[dict[str, Any], str | None] | None:
+    def _fast_fields(self, state: bytes) -> tuple[dict[str, Any], str | None, bool] | None:
         """The JSONTranscoder's result, parsed by orjson, when every transcoded value (a
         {"_type_", "_data_"} object) is a top-level field; None sends the state the slow way.
         With it, the timestamp's stored ISO text, when it was stored as ISO text (that text is
-        `isoformat()` of the datetime it decodes to, so the history need not format it again)."""
+        `isoformat()` of the datetime it decodes to, so the history need not format it again),
+        and whether every other value is as parsed (orjson refuses NaN and infinities, so
+        then the fields hold none)."""
         shape = state.translate(_NUMBER_SHAPE)
         # find, not `in`: on Python 3.11 `bytes in bytes` first raises and clears a TypeError
         if shape.find(_LONG_NUMBER) != -1:
@@ -140,13 +151,14 @@ class NotificationDecoder:
             elif not self._untranscode(fields, "timestamp"):
                 return None
             markers -= 1
-        if markers:
-            for key, value in fields.items():
-                if type(value) is dict and "_type_" in value and key != "timestamp":
-                    if not self._untranscode(fields, key):
-                        return None
-                    markers -= 1
-        return (fields, timestamp_text) if markers == 0 else None
+        if not markers:
+            return fields, timestamp_text, True
+        for key, value in fields.items():
+            if type(value) is dict and "_type_" in value and key != "timestamp":
+                if not self._untranscode(fields, key):
+                    return None
+                markers -= 1
+        return (fields, timestamp_text, False) if markers == 0 else None
 
     def _untranscode(self, fields: dict[str, Any], key: str) -> bool:
         """Decode fields[key] if it is a transcoded value the transcoder knows."""
