@@ -442,7 +442,7 @@ class ViewStore:
         On PostgreSQL the copies have no index while they are loaded: keeping the live tables'
         indexes up to date row by row cost the rebuild a third of the server's work (its
         secondary indexes serve readers, which a scratch table has none of); `seal_scratch`
-        adds the primary keys, built once from the loaded rows.
+        adds a unique index on each key, built once from the loaded rows.
         """
         with self.transaction() as cursor:
             for table in tables:
@@ -464,8 +464,9 @@ class ViewStore:
 
     def seal_scratch(self, cursor: Any, tables: Sequence[Table]) -> int:
         """Finish a scratch load: write the index tables the database derives (see
-        `Table.expands`) and, on PostgreSQL, add each table's primary key (a duplicate key, which
-        only a faulty fold could write, fails here, naming the table). Returns the rows written."""
+        `Table.expands`) and, on PostgreSQL, index each table's key as unique (a duplicate key,
+        which only a faulty fold could write, fails here, naming the table). Returns the rows
+        written."""
         by_name = {table.name: table for table in tables}
         written = 0
         for table in tables:
@@ -476,12 +477,23 @@ class ViewStore:
             for table in tables:
                 try:
                     cursor.execute(
-                        f"ALTER TABLE {SCRATCH_PREFIX}{table.name} "
-                        f"ADD PRIMARY KEY ({', '.join(table.key)})"
+                        f"CREATE UNIQUE INDEX ON {SCRATCH_PREFIX}{table.name} "
+                        f"({self._scratch_key(cursor, table)})"
                     )
                 except psycopg.errors.UniqueViolation as error:
                     raise _duplicate_key(table, error.diag.message_detail or str(error)) from None
         return written
+
+    def _scratch_key(self, cursor: Any, table: Table) -> str:
+        """A scratch table's key columns for its unique index: the same uniqueness as the live
+        primary key (any column order, and text compared byte by byte, as equality always is),
+        built in half the time: numbers first (rows arrive in position order) and text in the
+        "C" collation (the database's own sorts it by locale, with no abbreviated keys)."""
+        types = dict(zip(table.columns, self._column_types(cursor, table), strict=True))
+        text = [c for c in table.key if types[c] == "text"]
+        return ", ".join(
+            [c for c in table.key if c not in text] + [f'{c} COLLATE "C"' for c in text]
+        )
 
     def differences(self, table: Table, cursor: Any, limit: int = 50) -> list[Row]:
         """Rows that differ between a live table and its scratch rebuild, keyed by the table key."""
