@@ -1,25 +1,27 @@
 """Worker processes for rebuilds: groups of views side by side, each reading the log itself.
 
-A rebuild is Python CPU per event and per view, so views rebuilt in separate processes (spawned:
-nothing is inherited but the database URL and the view names) run side by side; the costliest
+A rebuild is Python CPU per event and per view, so views rebuilt in separate processes (fresh
+interpreters: nothing is inherited but the database URL and the view names) run side by side; the costliest
 group runs in the caller, which need not wait for a process to start. The first error, here or
 in a worker, is raised in the caller as it was raised; the workers are then stopped.
 """
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import pickle
+import subprocess
+import sys
 from collections.abc import Callable, Sequence
-from multiprocessing.connection import Connection, wait
-from typing import Any, TypeVar
+from multiprocessing.connection import wait
+from typing import IO, Any, TypeVar
 
 from batchlog.projections.base import ProjectionError
 
 T = TypeVar("T")
 Task = Callable[[str, dict[str, int]], T]
 JOIN_SECONDS = 10.0  # how long a finished or stopped worker may take to exit
+WORKER_MODULE = "batchlog.adapters.views.worker_process"
 # What a rebuild costs, in thousands of CPU instructions (callgrind, 5,000 events of the
 # benchmark's history): reading and decoding the log, once per process; each view's own fold and
 # writes per event; and starting a worker process (the interpreter and its imports), once.
@@ -65,79 +67,86 @@ def _balanced(
 
 def run_side_by_side(task: Task[T], database_url: str, parts: Sequence[dict[str, int]]) -> list[T]:
     """Run `task(database_url, part)` for each part side by side: the first here (it starts at
-    once, while the others' processes start), each other one in a spawned process of its own.
-    Their results in order, or the first error raised (every worker then stopped and joined)."""
+    once, while the others' processes start), each other one in a worker process of its own.
+    Their results in order, or the first error raised (every worker then stopped and reaped)."""
     if not parts:
         return []
-    context = multiprocessing.get_context("spawn")
-    workers: list[tuple[multiprocessing.process.BaseProcess, Connection]] = []
+    workers: list[_Worker] = []
     try:
         for part in parts[1:]:
-            receiver, sender = context.Pipe(duplex=False)
-            process = context.Process(
-                target=_work,
-                args=(task, database_url, part, sender),
-                name=f"batchlog-rebuild-{'-'.join(part)}",
-                daemon=True,
-            )
-            process.start()
-            sender.close()
-            workers.append((process, receiver))
+            workers.append(_Worker(task, database_url, part))
         here = task(database_url, parts[0])
         results = _collect(workers)
-        for worker, _ in workers:
-            worker.join(JOIN_SECONDS)
         return [here, *(results[index] for index in range(len(workers)))]
     finally:
-        _stop(workers)
+        for worker in workers:
+            worker.stop()
 
 
-def _collect(workers: Sequence[tuple[multiprocessing.process.BaseProcess, Connection]]) -> dict:
+class _Worker:
+    """A fresh interpreter running `worker_process` on one part: the task goes in on its
+    stdin, the outcome comes back on its stdout.
+
+    Not multiprocessing's spawn, which runs the caller's main script again in the worker: a
+    script that calls `rebuild` without an `if __name__ == "__main__"` guard then fails, and
+    every worker paid for that script's imports (the command line's cost a worker 0.15 s)."""
+
+    def __init__(self, task: Task[Any], database_url: str, part: dict[str, int]) -> None:
+        self.name = f"batchlog-rebuild-{'-'.join(part)}"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", WORKER_MODULE],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.results: IO[bytes] = self.process.stdout
+        with self.process.stdin as given:  # sys.path first: the task is found through it
+            given.write(pickle.dumps(sys.path) + pickle.dumps((task, database_url, part)))
+
+    def outcome(self) -> tuple[str, Any]:
+        """("ok", result) or ("error", exception), read once the worker has written it."""
+        sent = self.results.read()
+        exit_code = self.process.wait(JOIN_SECONDS)
+        if not sent:
+            raise ProjectionError(
+                f"the rebuild worker {self.name} exited without a result (exit code {exit_code})"
+            )
+        outcome: tuple[str, Any] = pickle.loads(sent)
+        return outcome
+
+    def stop(self) -> None:
+        """Terminate the worker if it still runs (killing it if it lingers) and reap it."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(JOIN_SECONDS)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(JOIN_SECONDS)
+        self.results.close()
+
+
+def _collect(workers: Sequence[_Worker]) -> dict[int, Any]:
     """Each worker's result by index, as they arrive; raises the first error."""
-    pending = {receiver: index for index, (_, receiver) in enumerate(workers)}
+    pending = {worker.results.fileno(): index for index, worker in enumerate(workers)}
     results: dict[int, Any] = {}
     while pending:
         for ready in wait(list(pending)):
-            assert isinstance(ready, Connection)
+            assert isinstance(ready, int)
             index = pending.pop(ready)
-            try:
-                outcome, value = ready.recv()
-            except EOFError:
-                process = workers[index][0]
-                process.join(JOIN_SECONDS)
-                raise ProjectionError(
-                    f"the rebuild worker {process.name} exited without a result "
-                    f"(exit code {process.exitcode})"
-                ) from None
+            outcome, value = workers[index].outcome()
             if outcome == "error":
                 raise value
             results[index] = value
     return results
 
 
-def _stop(workers: Sequence[tuple[multiprocessing.process.BaseProcess, Connection]]) -> None:
-    """Terminate the workers still running, then wait for each (killing one that lingers)."""
-    for process, _ in workers:
-        if process.is_alive():
-            process.terminate()
-    for process, receiver in workers:
-        process.join(JOIN_SECONDS)
-        if process.is_alive():
-            process.kill()
-            process.join(JOIN_SECONDS)
-        receiver.close()
-
-
-def _work(task: Task[Any], database_url: str, part: dict[str, int], sender: Connection) -> None:
-    """A worker's body: run the task and send back ("ok", result) or ("error", exception)."""
+def work(task: Task[Any], database_url: str, part: dict[str, int]) -> tuple[str, Any]:
+    """A worker's body: ("ok", the task's result) or ("error", the exception it raised)."""
     try:
-        outcome: tuple[str, Any] = ("ok", task(database_url, part))
+        return ("ok", task(database_url, part))
     except Exception as error:
-        outcome = ("error", _portable(error))
-    try:
-        sender.send(outcome)
-    finally:
-        sender.close()
+        return ("error", _portable(error))
 
 
 def _portable(error: Exception) -> Exception:
