@@ -413,15 +413,29 @@ class _WritesOneHistoryRowTwice(HistoryProjection):
             super().apply(event)
 
 
+class _WritesOneCheckpointTwice(QueueProjection):
+    """A faulty fold that writes one checkpoint twice (a table keyed once it is loaded)."""
+
+    def apply(self, event: EventRecord) -> None:
+        super().apply(event)
+        if event.position == 3:
+            for _ in range(2):
+                self._checkpoint(next(iter(self.queues.values())), event.position)
+
+
 def test_a_rebuild_that_writes_one_key_twice_fails_naming_the_table(database_url, store):
     _world(store)
     head = int(store.recorder.max_notification_id() or 0)
-    with ProjectionHost(database_url, ["history"]) as host:
+    with ProjectionHost(database_url, ["history", "queue"]) as host:
         host.catch_up()
         assert rebuild_into_scratch(store, host.views, {"history": head}).rows > head
         with pytest.raises(ProjectionError, match="two rows with one key into history_events"):
-            rebuild_into_scratch(
+            rebuild_into_scratch(  # keyed while it is loaded (the job index is expanded from it)
                 store, host.views, {"history": head}, {"history": _WritesOneHistoryRowTwice}
+            )
+        with pytest.raises(ProjectionError, match="one key into queue_view_checkpoints: "):
+            rebuild_into_scratch(  # keyed when the load is sealed, on PostgreSQL
+                store, host.views, {"queue": head}, {"queue": _WritesOneCheckpointTwice}
             )
 
 

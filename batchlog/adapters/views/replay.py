@@ -214,7 +214,7 @@ class _Writer:
                     cursor, tables, changes, prefix=SCRATCH_PREFIX, empty=True
                 )
             if final:
-                self.rows += self._views.seal_scratch(cursor, [t for ts, _ in batch for t in ts])
+                self._views.seal_scratch(cursor, [t for ts, _ in batch for t in ts])
 
     def _wait(self) -> None:
         pending, self._pending = self._pending, None

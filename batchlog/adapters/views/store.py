@@ -69,6 +69,18 @@ def _duplicate_key(table: Table, detail: str) -> ProjectionError:
     return ProjectionError(f"the rebuild wrote two rows with one key into {table.name}: {detail}")
 
 
+def _detail(error: Exception) -> str:
+    """What a unique violation says about the key (PostgreSQL's detail names it)."""
+    if isinstance(error, psycopg.Error) and error.diag.message_detail:
+        return error.diag.message_detail
+    return str(error)
+
+
+def _expanded_sources(tables: Sequence[Table]) -> set[str]:
+    """The tables that other tables among these are expanded from (`Table.expands`)."""
+    return {table.expands[0] for table in tables if table.expands is not None}
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat()
 
@@ -204,7 +216,7 @@ class ViewStore:
     ) -> int:
         """Write upserts and inserts (into prefixed copies when asked) and the index rows the
         database derives from them; returns how many rows in all. `empty`: a bulk insert into
-        empty scratch copies, whose index rows `seal_scratch` writes at the end."""
+        empty scratch copies (made by `create_scratch`; `seal_scratch` finishes them)."""
         written = changes.row_count()
         for table in tables:
             upserts = changes.upserts.get(table.name)
@@ -216,12 +228,10 @@ class ViewStore:
             if inserts:
                 try:
                     self._insert(cursor, table, prefix + table.name, inserts)
-                except sqlite3.IntegrityError as error:
+                except (sqlite3.IntegrityError, psycopg.errors.UniqueViolation) as error:
                     if not empty:
                         raise
-                    raise _duplicate_key(table, str(error)) from None  # SQLite's copies keep keys
-        if empty:
-            return written  # a scratch load: seal_scratch writes the index tables once, at the end
+                    raise _duplicate_key(table, _detail(error)) from None  # keyed copies
         by_name = {table.name: table for table in tables}
         for table in tables:
             if table.expands is not None:
@@ -234,15 +244,10 @@ class ViewStore:
         return written
 
     def _expand(
-        self,
-        cursor: Any,
-        table: Table,
-        source: Table,
-        prefix: str,
-        span: tuple[int, int] | None,
+        self, cursor: Any, table: Table, source: Table, prefix: str, span: tuple[int, int]
     ) -> int:
-        """Write an index table's rows from its source table's rows: those whose key is within
-        `span`, or every row (None)."""
+        """Write an index table's rows from its source table's rows whose key is within `span`
+        (through the source's key index)."""
         (key,) = source.key
         element, *copied = table.columns
         column = table.expands[1] if table.expands else ""
@@ -251,14 +256,13 @@ class ViewStore:
             if self.dialect == "postgres"
             else f"CROSS JOIN json_each(s.{column}) AS j"
         )
-        within = f" WHERE s.{key} BETWEEN ? AND ?" if span is not None else ""
         cursor.execute(
             self._sql(
                 f"INSERT INTO {prefix}{table.name} ({element}, {', '.join(copied)}) "
                 f"SELECT j.value, {', '.join('s.' + c for c in copied)} "
-                f"FROM {prefix}{source.name} s {elements}{within}"
+                f"FROM {prefix}{source.name} s {elements} WHERE s.{key} BETWEEN ? AND ?"
             ),
-            span or (),
+            span,
         )
         return int(cursor.rowcount)
 
@@ -439,10 +443,12 @@ class ViewStore:
         """Empty temporary copies of the given tables (visible to this connection only), for a
         load by `write(..., empty=True)` and then `seal_scratch`.
 
-        On PostgreSQL the copies have no index while they are loaded: keeping the live tables'
-        indexes up to date row by row cost the rebuild a third of the server's work (its
-        secondary indexes serve readers, which a scratch table has none of); `seal_scratch`
-        adds a unique index on each key, built once from the loaded rows.
+        On PostgreSQL the copies are loaded with no index but one on each key that an index
+        table is expanded from (`Table.expands`: rows come in key order, so that index only
+        grows at its end, and each write expands its own rows through it). Keeping the live
+        tables' other indexes up to date row by row cost the rebuild a third of the server's
+        work (they serve readers, which a scratch table has none of); `seal_scratch` builds the
+        remaining keys once, from the loaded rows.
         """
         with self.transaction() as cursor:
             for table in tables:
@@ -453,6 +459,8 @@ class ViewStore:
                         f"CREATE TEMP TABLE {scratch} (LIKE {table.name} INCLUDING DEFAULTS "
                         "INCLUDING CONSTRAINTS)"
                     )
+                    if table.name in _expanded_sources(tables):
+                        self._index_scratch_key(cursor, table)
                 else:
                     cursor.execute(
                         f"SELECT sql FROM sqlite_master WHERE type = 'table' AND name = '{table.name}'"
@@ -462,38 +470,30 @@ class ViewStore:
                         ddl.replace(f"CREATE TABLE {table.name}", f"CREATE TEMP TABLE {scratch}", 1)
                     )
 
-    def seal_scratch(self, cursor: Any, tables: Sequence[Table]) -> int:
-        """Finish a scratch load: write the index tables the database derives (see
-        `Table.expands`) and, on PostgreSQL, index each table's key as unique (a duplicate key,
-        which only a faulty fold could write, fails here, naming the table). Returns the rows
-        written."""
-        by_name = {table.name: table for table in tables}
-        written = 0
+    def seal_scratch(self, cursor: Any, tables: Sequence[Table]) -> None:
+        """Finish a scratch load: on PostgreSQL, index each table's key as unique (a duplicate
+        key, which only a faulty fold could write, fails here, naming the table)."""
+        if self.dialect != "postgres":
+            return  # SQLite's copies kept their keys while they were loaded
+        sources = _expanded_sources(tables)
         for table in tables:
-            if table.expands is not None:
-                source = by_name[table.expands[0]]
-                written += self._expand(cursor, table, source, SCRATCH_PREFIX, None)
-        if self.dialect == "postgres":
-            for table in tables:
-                try:
-                    cursor.execute(
-                        f"CREATE UNIQUE INDEX ON {SCRATCH_PREFIX}{table.name} "
-                        f"({self._scratch_key(cursor, table)})"
-                    )
-                except psycopg.errors.UniqueViolation as error:
-                    raise _duplicate_key(table, error.diag.message_detail or str(error)) from None
-        return written
+            if table.name not in sources:
+                self._index_scratch_key(cursor, table)
 
-    def _scratch_key(self, cursor: Any, table: Table) -> str:
-        """A scratch table's key columns for its unique index: the same uniqueness as the live
-        primary key (any column order, and text compared byte by byte, as equality always is),
-        built in half the time: numbers first (rows arrive in position order) and text in the
-        "C" collation (the database's own sorts it by locale, with no abbreviated keys)."""
+    def _index_scratch_key(self, cursor: Any, table: Table) -> None:
+        """A unique index on a scratch table's key: the same uniqueness as the live primary key
+        (any column order, and text compared byte by byte, as equality always is), built in
+        half the time: numbers first (rows arrive in position order) and text in the "C"
+        collation (the database's own sorts by locale, with no abbreviated keys)."""
         types = dict(zip(table.columns, self._column_types(cursor, table), strict=True))
         text = [c for c in table.key if types[c] == "text"]
-        return ", ".join(
-            [c for c in table.key if c not in text] + [f'{c} COLLATE "C"' for c in text]
-        )
+        key = [c for c in table.key if c not in text] + [f'{c} COLLATE "C"' for c in text]
+        try:
+            cursor.execute(
+                f"CREATE UNIQUE INDEX ON {SCRATCH_PREFIX}{table.name} ({', '.join(key)})"
+            )
+        except psycopg.errors.UniqueViolation as error:
+            raise _duplicate_key(table, _detail(error)) from None
 
     def differences(self, table: Table, cursor: Any, limit: int = 50) -> list[Row]:
         """Rows that differ between a live table and its scratch rebuild, keyed by the table key."""
