@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import pydantic
@@ -24,6 +23,9 @@ from batchlog.domain.jobs import (
     Run,
     interned_parameters,
 )
+from batchlog.domain.validated import PromptFacts, ValidatedJob
+
+__all__ = ["PromptFacts", "ValidatedJob"]  # re-exported: validation's input and output
 
 Level = Literal["very_low", "low", "medium", "high", "very_high"]
 MIN_PRIORITY, MAX_PRIORITY = 0, 100
@@ -117,27 +119,6 @@ class EnhancementConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     model: str = Field("prompt-upsampler", min_length=1, max_length=200)
-
-
-@dataclass(frozen=True)
-class PromptFacts:
-    """What job validation needs to know of a prompt."""
-
-    prompt_id: str
-    negative_prompt: str
-    control_inputs: Mapping[str, str]
-
-
-@dataclass(frozen=True)
-class ValidatedJob:
-    """A job that passed validation: its normalized config and its runs."""
-
-    job_type: str
-    prompt_ids: tuple[str, ...]
-    config: dict[str, Any]
-    runs: tuple[Run, ...]
-    options: dict[str, Any]
-    priority: int
 
 
 def default_parameters() -> ExecutionParameters:

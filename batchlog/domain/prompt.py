@@ -6,8 +6,8 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from batchlog.domain.config import PromptFacts
 from batchlog.domain.ids import prompt_aggregate_id
+from batchlog.domain.validated import PromptFacts
 
 
 class Prompt(Aggregate):

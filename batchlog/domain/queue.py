@@ -16,7 +16,6 @@ from eventsourcing.domain import Aggregate, event
 from eventsourcing.domain import Snapshot as BaseSnapshot
 
 from batchlog.domain.batching import SmartBatchPlan
-from batchlog.domain.config import ValidatedJob
 from batchlog.domain.errors import (
     ClaimSupersededError,
     ItemAlreadyClaimedError,
@@ -30,6 +29,7 @@ from batchlog.domain.errors import (
 from batchlog.domain.ids import queue_aggregate_id
 from batchlog.domain.jobs import Claim, ExecutionParameters, QueueItem, Run
 from batchlog.domain.plan_record import batch_count, batch_runs, upcast_v1_batches
+from batchlog.domain.validated import ValidatedJob
 
 DEFAULT_BATCH_SIZE = 4
 MAX_JOBS_PER_EVENT = 1000

@@ -127,6 +127,17 @@ def test_a_script_without_a_main_guard_can_rebuild_side_by_side(database_url, st
     assert done.stdout.splitlines() == [f"rebuilt {targets['queue']}"]
 
 
+def test_a_rebuild_worker_imports_no_validation():
+    """A worker folds stored events: pydantic (job validation) would add a tenth of a second
+    to every worker's start and nothing to its work."""
+    modules = ["batchlog.adapters.views.worker_process", "batchlog.adapters.views.replay"]
+    code = f"import sys\nfor m in {modules!r}: __import__(m)\nprint('pydantic' in sys.modules)"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.split() == ["False"]
+
+
 def _child_processes() -> set[int]:
     """The ids of this process's child processes not yet reaped (Linux)."""
     return {
