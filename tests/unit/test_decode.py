@@ -14,6 +14,7 @@ from eventsourcing.persistence import (
     JSONTranscoder,
     Mapper,
     Notification,
+    Transcoding,
     UUIDAsHex,
 )
 from hypothesis import example, given
@@ -96,7 +97,7 @@ def test_fast_decode_turns_top_level_values_back_into_their_types() -> None:
     assert not isinstance(record, DecodeFailure)
     assert record.payload == {"id": UUID(int=3), "amount": Decimal("1.5"), "nested": {"at": at}}
     flat = DECODER._fast_fields(TRANSCODER.encode({"timestamp": at, "id": UUID(int=3)}))
-    assert flat == ({"timestamp": at, "id": UUID(int=3)}, at.isoformat(), False)
+    assert flat == ({"timestamp": at, "id": UUID(int=3)}, at.isoformat(), True)
 
 
 def test_only_payloads_parsed_as_they_are_are_marked_finite() -> None:
@@ -112,8 +113,39 @@ def test_only_payloads_parsed_as_they_are_are_marked_finite() -> None:
     not_a_number = decoded({"seconds": float("nan"), "reason": None})  # the transcoder's way
     assert not not_a_number.finite
     assert dumps(dict(not_a_number.payload), finite=False) == '{"reason":null,"seconds":NaN}'
-    assert not decoded({"id": UUID(int=3)}).finite  # a transcoded value: not as parsed
+    assert decoded({"id": UUID(int=3), "at": at, "amount": Decimal("NaN")}).finite  # no float
     assert not decoded({"n": 2**64}).finite  # beyond 64 bits: the transcoder's way
+
+
+class Reading:
+    """A measurement that a transcoding of its own stores as text and reads back as a float."""
+
+    def __init__(self, value: float) -> None:
+        self.value = value
+
+
+class ReadingAsStr(Transcoding):
+    type = Reading
+    name = "reading"
+
+    def encode(self, obj: Reading) -> str:
+        return repr(obj.value)
+
+    def decode(self, data: str) -> float:
+        return float(data)
+
+
+def test_a_value_transcoded_back_into_a_float_is_not_marked_finite() -> None:
+    transcoder = JSONTranscoder()
+    for transcoding in (DatetimeAsISO(), ReadingAsStr()):
+        transcoder.register(transcoding)
+    decoder = NotificationDecoder(Mapper(transcoder=transcoder))
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    for degrees in (21.5, float("nan")):
+        state = transcoder.encode({"timestamp": at, "t": Reading(degrees), "reason": None})
+        record = decoder.decode(Notification("q", 1, TOPIC, state, 5))
+        assert not isinstance(record, DecodeFailure) and not record.finite
+        assert dumps(dict(record.payload)) == JSON.encode(dict(record.payload))
 
 
 def test_integers_beyond_64_bits_stay_integers() -> None:

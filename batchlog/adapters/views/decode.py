@@ -28,6 +28,8 @@ _NUMBER_SHAPE = bytes(
     48 if 48 <= b <= 57 or b == 45 else 58 if b in b":,[" else 120 for b in range(256)
 )
 _LONG_NUMBER = b":" + b"0" * 19
+_REFUSED = object()  # a transcoded value the fast path leaves to the transcoder
+_MAY_HOLD_FLOATS = (float, dict, list, tuple, set, frozenset)
 
 
 # One stored event as the log reader gives it: (position, originator id, version, topic, state).
@@ -124,8 +126,8 @@ class NotificationDecoder:
         {"_type_", "_data_"} object) is a top-level field; None sends the state the slow way.
         With it, the timestamp's stored ISO text, when it was stored as ISO text (that text is
         `isoformat()` of the datetime it decodes to, so the history need not format it again),
-        and whether every other value is as parsed (orjson refuses NaN and infinities, so
-        then the fields hold none)."""
+        and whether the fields can hold no NaN or infinity (orjson refuses them, and no value
+        transcoded back is a float or holds one)."""
         shape = state.translate(_NUMBER_SHAPE)
         # find, not `in`: on Python 3.11 `bytes in bytes` first raises and clears a TypeError
         if shape.find(_LONG_NUMBER) != -1:
@@ -137,41 +139,44 @@ class NotificationDecoder:
         if type(fields) is not dict or "_type_" in fields:
             return None
         markers = state.count(_MARKER)
-        timestamp_text = None
-        if markers and type(stamp := fields.get("timestamp")) is dict:  # usually the only one
-            text = stamp.get("_data_")
+        timestamp_text, finite = None, True
+        if not markers:
+            return fields, timestamp_text, finite
+        for key, value in fields.items():  # replaces values only, so iterating stays valid
+            if type(value) is not dict or "_type_" not in value:
+                continue
+            data = value.get("_data_")
             if (
                 self._keeps_iso_text
-                and len(stamp) == 2
-                and stamp.get("_type_") == _ISO_DATETIME
-                and type(text) is str
+                and value["_type_"] == _ISO_DATETIME
+                and type(data) is str
+                and len(value) == 2
             ):  # what DatetimeAsISO.decode does, without its two calls
-                fields["timestamp"] = datetime.fromisoformat(text)
-                timestamp_text = text
-            elif not self._untranscode(fields, "timestamp"):
-                return None
-            markers -= 1
-        if not markers:
-            return fields, timestamp_text, True
-        for key, value in fields.items():
-            if type(value) is dict and "_type_" in value and key != "timestamp":
-                if not self._untranscode(fields, key):
+                fields[key] = datetime.fromisoformat(data)
+                if key == "timestamp":
+                    timestamp_text = data
+            else:
+                decoded = self._untranscoded(value)
+                if decoded is _REFUSED:
                     return None
-                markers -= 1
-        return (fields, timestamp_text, False) if markers == 0 else None
+                fields[key] = decoded
+                finite = finite and not isinstance(decoded, _MAY_HOLD_FLOATS)
+            markers -= 1
+            if not markers:
+                return fields, timestamp_text, finite
+        return None  # a transcoded value inside another value: the transcoder decodes it
 
-    def _untranscode(self, fields: dict[str, Any], key: str) -> bool:
-        """Decode fields[key] if it is a transcoded value the transcoder knows."""
+    def _untranscoded(self, value: dict[str, Any]) -> Any:
+        """The value a transcoded {"_type_", "_data_"} object stands for, or _REFUSED when
+        the transcoder would not decode it this way."""
         assert self._names is not None
-        value = fields[key]
         data, name = value.get("_data_"), value["_type_"]
         if len(value) != 2 or type(data) is not str or type(name) is not str:
-            return False  # e.g. a "_type_" that is itself an object: the transcoder refuses it
+            return _REFUSED  # e.g. a "_type_" that is itself an object: the transcoder refuses it
         transcoding = self._names.get(name)
         if transcoding is None:
-            return False  # the slow way raises the transcoder's own error
-        fields[key] = transcoding.decode(data)
-        return True
+            return _REFUSED  # the slow way raises the transcoder's own error
+        return transcoding.decode(data)
 
     def _event_class(self, topic: str) -> tuple[Any, int]:
         """The event class of a topic and its class_version ((None, 0) if it is unknown)."""
