@@ -25,9 +25,9 @@ WORKER_MODULE = "batchlog.adapters.views.worker_process"
 # What a rebuild costs, in thousands of CPU instructions (callgrind, 5,000 events of the
 # benchmark's history): reading and decoding the log, once per process; each view's own fold and
 # writes per event; and starting a worker process (the interpreter and its imports), once.
-READ_COST = 58.0
-VIEW_COST = {"queue": 54.0, "history": 66.0, "stats": 14.0}
-START_COST = 1_800_000.0
+READ_COST = 49.0
+VIEW_COST = {"queue": 49.0, "history": 48.0, "stats": 12.0}
+START_COST = 1_510_000.0
 
 
 def default_jobs(views: int) -> int:
