@@ -140,7 +140,7 @@ class Table:
 class Changes:
     """Row changes a projection made since they were last taken."""
 
-    upserts: dict[str, dict[tuple[Any, ...], Row]] = field(default_factory=dict)
+    upserts: dict[str, dict[Any, Row]] = field(default_factory=dict)  # by table, then key
     inserts: dict[str, list[Row]] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
@@ -159,7 +159,8 @@ class Projection(ABC):
 
     def __init__(self) -> None:
         self._tables = {table.name: table for table in self.tables}
-        self._keys = {table.name: values_of(table.key) for table in self.tables}
+        # a row's key as upserts are deduplicated by it: the value itself for a one-column key
+        self._keys = {table.name: operator.itemgetter(*table.key) for table in self.tables}
         self._changes = Changes()
         self.record_changes = True
 
@@ -174,8 +175,11 @@ class Projection(ABC):
     def upsert(self, table: str, row: Row) -> None:
         """Record that a row now has these values (the last upsert of a key wins)."""
         if self.record_changes:
-            key = self._keys[table](row)
-            self._changes.upserts.setdefault(table, {})[key] = row
+            upserts = self._changes.upserts
+            rows = upserts.get(table)
+            if rows is None:
+                rows = upserts[table] = {}
+            rows[self._keys[table](row)] = row
 
     def insert(self, table: str, row: Row) -> None:
         """Record a new row of an append-only table."""

@@ -54,6 +54,7 @@ class QueueProjection(ExecutionFolding, Projection):
         self.items: dict[str, Row] = {}
         self.executions: dict[str, Row] = {}
         self.recent: dict[str, list[Row]] = {}
+        self._finite = True  # every event folded so far was `finite`: the state holds no NaN
         self._handlers: dict[str, Callable[[EventRecord], None]] = {
             Queue.Created.TOPIC: self._created,
             Queue.JobAdded.TOPIC: self._job_added,
@@ -84,6 +85,8 @@ class QueueProjection(ExecutionFolding, Projection):
 
     def apply(self, event: EventRecord) -> None:
         """Fold one event; queue events also advance their queue's sequence."""
+        if not event.finite:
+            self._finite = False
         handler = self._handlers.get(event.topic)
         if handler is None:
             if event.stream not in {"queue", "execution"}:
@@ -346,7 +349,7 @@ class QueueProjection(ExecutionFolding, Projection):
                 "queue_name": queue["queue_name"],
                 "sequence": queue["sequence"],
                 "position": position,
-                "state": dumps(self.state_of(queue["queue_name"])),
+                "state": dumps(self.state_of(queue["queue_name"]), finite=self._finite),
             },
         )
 
@@ -361,6 +364,7 @@ class QueueProjection(ExecutionFolding, Projection):
 
     def restore(self, rows: Mapping[str, list[Row]]) -> None:
         """Load queues, active items, running executions and recent items."""
+        self._finite = False  # values read back from JSON text may be NaN
         self.queues = {row["queue_id"]: dict(row) for row in rows.get("queues", [])}
         self.items = {row["job_id"]: dict(row) for row in rows.get("items", [])}
         self.executions = {row["execution_id"]: dict(row) for row in rows.get("executions", [])}

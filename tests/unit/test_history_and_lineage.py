@@ -109,8 +109,8 @@ def test_an_item_split_replaces_the_claimed_item_by_two_queued_halves_with_its_r
         projection.apply(record)
         placed.update(
             {
-                k[0]: r
-                for k, r in projection.take_changes().upserts.get("queue_view_items", {}).items()
+                r["job_id"]: r
+                for r in projection.take_changes().upserts.get("queue_view_items", {}).values()
             }
         )
     status = status_from_projection(projection, "default")
