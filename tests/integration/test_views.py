@@ -18,6 +18,7 @@ from batchlog import QueueService, ViewLagError
 from batchlog.adapters.settings import Settings
 from batchlog.adapters.store import EventStore, open_store
 from batchlog.adapters.views import ProjectionHost, ProjectionStoppedError, TrackingConflictError
+from batchlog.adapters.views import replay as replay_module
 from batchlog.adapters.views.log_rows import LogRows
 from batchlog.adapters.views.replay import rebuild, rebuild_into_scratch, verify
 from batchlog.adapters.views.store import BULK_ROWS, SCRATCH_PREFIX
@@ -108,6 +109,26 @@ def test_a_parallel_rebuild_equals_the_sequential_one_and_reports_a_tampered_row
         differences = verify(store, host.views, list(PROJECTION_NAMES), jobs=3).differences
     assert {d["table"] for d in differences} == {"stats_batches", "queue_view_items"}
     assert _child_processes() <= children  # every worker reaped
+
+
+def test_a_rebuild_in_many_small_pages_equals_the_live_views(database_url, store, monkeypatch):
+    """Reading ahead, the write after each page and the job index expanded page by page, with
+    the log cut into pages of 7 events (a skipped event inside one of them)."""
+    monkeypatch.setattr(replay_module, "PAGE_SIZE", 7)
+    monkeypatch.setattr(replay_module, "FLUSH_EVERY", 7)
+    _world(store)
+    skipped = _inject(store, "batchlog.queue:Queue.FromTheFuture")
+    World(save=store.save, queue_name="other").run([("add", 0), ("add", 1), ("cancel", 0)])
+    head = int(store.recorder.max_notification_id() or 0)
+    assert head > 4 * 7 and skipped % 7 not in (0, 1)
+    with ProjectionHost(database_url) as host:
+        host.catch_up()
+        host.views.skip("queue", skipped, "from a newer version", "operator")
+        host.catch_up()
+        report = verify(store, host.views, list(PROJECTION_NAMES), jobs=1)
+        assert report.ok, report.differences[:3]
+        assert report.rebuild.events == head
+        assert _count(host, "scratch_history_event_jobs") == _count(host, "history_event_jobs") > 0
 
 
 def test_a_script_without_a_main_guard_can_rebuild_side_by_side(database_url, store, tmp_path):

@@ -18,8 +18,10 @@ from batchlog.domain.collector import collector_paused
 from batchlog.projections import PROJECTIONS
 from batchlog.projections.base import Changes, EventRecord, Projection, ProjectionError, Table
 
-FLUSH_EVERY = 5_000  # events; appended rows are written (and freed) after each page
-PAGE_SIZE = 5_000
+# Events per page read, and per write of the appended rows (which are then freed): 10,000 made
+# half the statements of 5,000 and rebuilt 100k events 2-7% faster side by side; 20,000 no more.
+FLUSH_EVERY = 10_000
+PAGE_SIZE = 10_000
 
 
 @dataclass
