@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import sysconfig
 import time
 import uuid
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 from eventsourcing.persistence import StoredEvent
 
+import batchlog
 from batchlog import QueueService, ViewLagError
 from batchlog.adapters.settings import Settings
 from batchlog.adapters.store import EventStore, open_store
@@ -144,6 +146,27 @@ def test_a_script_without_a_main_guard_can_rebuild_side_by_side(database_url, st
     done = subprocess.run(
         [sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=False
     )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [f"rebuilt {targets['queue']}"]
+
+
+def test_a_worker_finds_batchlog_where_its_caller_found_it(database_url, store, tmp_path):
+    """A caller that found batchlog on a path it added itself, in an interpreter where batchlog is
+    not installed, still gets its workers: they take the caller's sys.path before importing it."""
+    _world(store)
+    targets = dict.fromkeys(PROJECTION_NAMES, int(store.recorder.max_notification_id() or 0))
+    found = [str(Path(batchlog.__file__).parents[1]), sysconfig.get_paths()["purelib"]]
+    script = tmp_path / "rebuild_from_a_checkout.py"
+    script.write_text(
+        f"import sys\nsys.path[:0] = {found!r}\n"
+        "from batchlog.adapters.views.replay import rebuild\n"
+        f"print('rebuilt', rebuild({database_url!r}, {targets!r}, 2).events)\n"
+    )
+    interpreter = getattr(sys, "_base_executable", sys.executable)  # the venv's base Python
+    done = subprocess.run(
+        [interpreter, str(script)], capture_output=True, text=True, timeout=120, check=False,
+        cwd=tmp_path,
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == [f"rebuilt {targets['queue']}"]
 

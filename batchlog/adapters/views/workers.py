@@ -21,7 +21,12 @@ from batchlog.projections.base import ProjectionError
 T = TypeVar("T")
 Task = Callable[[str, dict[str, int]], T]
 JOIN_SECONDS = 10.0  # how long a finished or stopped worker may take to exit
-WORKER_MODULE = "batchlog.adapters.views.worker_process"
+# The worker's first lines: the caller's sys.path before anything of batchlog is imported (the
+# caller may have found batchlog, or the task's module, through a path it added itself).
+WORKER_BOOTSTRAP = (
+    "import pickle, sys; sys.path[:] = pickle.load(sys.stdin.buffer); "
+    "from batchlog.adapters.views.worker_process import main; main()"
+)
 # What a rebuild costs, in thousands of CPU instructions (callgrind, 5,000 events of the
 # benchmark's history): reading and decoding the log, once per process; each view's own fold and
 # writes per event; and starting a worker process (the interpreter and its imports), once.
@@ -84,8 +89,8 @@ def run_side_by_side(task: Task[T], database_url: str, parts: Sequence[dict[str,
 
 
 class _Worker:
-    """A fresh interpreter running `worker_process` on one part: the task goes in on its
-    stdin, the outcome comes back on its stdout.
+    """A fresh interpreter running `worker_process` on one part: the caller's sys.path and the
+    task go in on its stdin, the outcome comes back on its stdout.
 
     Not multiprocessing's spawn, which runs the caller's main script again in the worker: a
     script that calls `rebuild` without an `if __name__ == "__main__"` guard then fails, and
@@ -94,7 +99,7 @@ class _Worker:
     def __init__(self, task: Task[Any], database_url: str, part: dict[str, int]) -> None:
         self.name = f"batchlog-rebuild-{'-'.join(part)}"
         self.process = subprocess.Popen(
-            [sys.executable, "-m", WORKER_MODULE],
+            [sys.executable, "-c", WORKER_BOOTSTRAP],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
         )
