@@ -23,9 +23,7 @@ from batchlog.domain.jobs import (
     Run,
     interned_parameters,
 )
-from batchlog.domain.validated import PromptFacts, ValidatedJob
-
-__all__ = ["PromptFacts", "ValidatedJob"]  # re-exported: validation's input and output
+from batchlog.domain.validated import PromptFacts, ValidatedJob  # validation's input, output
 
 Level = Literal["very_low", "low", "medium", "high", "very_high"]
 MIN_PRIORITY, MAX_PRIORITY = 0, 100

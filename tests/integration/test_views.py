@@ -24,11 +24,12 @@ from batchlog.adapters.views import replay as replay_module
 from batchlog.adapters.views.log_rows import LogRows
 from batchlog.adapters.views.replay import rebuild, rebuild_into_scratch, verify
 from batchlog.adapters.views.store import BULK_ROWS, SCRATCH_PREFIX
-from batchlog.adapters.views.workers import view_groups
+from batchlog.adapters.views.workers import run_side_by_side, view_groups
 from batchlog.projections import PROJECTION_NAMES, HistoryProjection, QueueProjection
 from batchlog.projections import queue_view as queue_view_module
 from batchlog.projections.base import Changes, EventRecord, ProjectionError
 from batchlog.projections.history_view import EVENTS as HISTORY_EVENTS
+from tests.integration import worker_tasks
 from tests.workload import World
 
 SCRIPT = [
@@ -150,6 +151,26 @@ def test_a_script_without_a_main_guard_can_rebuild_side_by_side(database_url, st
     assert done.stdout.splitlines() == [f"rebuilt {targets['queue']}"]
 
 
+def test_what_a_worker_prints_does_not_garble_its_result():
+    children = _child_processes()
+    parts = [{"caller": 0}, {"first": 0}, {"second": 0}]
+    assert run_side_by_side(worker_tasks.print_then_answer, "sqlite:///unused", parts) == [
+        "caller", "first", "second",
+    ]  # fmt: skip
+    assert _child_processes() <= children
+
+
+def test_a_worker_that_dies_without_a_result_is_named_with_its_exit_code():
+    children = _child_processes()
+    with pytest.raises(
+        ProjectionError, match=r"batchlog-rebuild-gone sent no result \(exit code 3\)"
+    ):
+        run_side_by_side(
+            worker_tasks.die_in_a_worker, "sqlite:///unused", [{"caller": 0}, {"gone": 0}]
+        )
+    assert _child_processes() <= children
+
+
 def test_a_worker_finds_batchlog_where_its_caller_found_it(database_url, store, tmp_path):
     """A caller that found batchlog on a path it added itself, in an interpreter where batchlog is
     not installed, still gets its workers: they take the caller's sys.path before importing it."""
@@ -163,6 +184,8 @@ def test_a_worker_finds_batchlog_where_its_caller_found_it(database_url, store, 
         f"print('rebuilt', rebuild({database_url!r}, {targets!r}, 2).events)\n"
     )
     interpreter = getattr(sys, "_base_executable", sys.executable)  # the venv's base Python
+    if interpreter == sys.executable:
+        pytest.skip("not run from a virtual environment: batchlog may be installed for any Python")
     done = subprocess.run(
         [interpreter, str(script)], capture_output=True, text=True, timeout=120, check=False,
         cwd=tmp_path,
@@ -184,11 +207,9 @@ def test_a_rebuild_worker_imports_no_validation():
 
 def _child_processes() -> set[int]:
     """The ids of this process's child processes not yet reaped (Linux)."""
-    return {
-        int(pid)
-        for children in Path("/proc/self/task").glob("*/children")
-        for pid in children.read_text().split()
-    }
+    listed = list(Path("/proc/self/task").glob("*/children"))
+    assert listed, "this kernel does not list a process's children"
+    return {int(pid) for children in listed for pid in children.read_text().split()}
 
 
 def test_a_restarted_host_resumes_from_its_tracking_position(database_url, store):

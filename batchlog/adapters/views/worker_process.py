@@ -2,8 +2,7 @@
 caller's sys.path from stdin).
 
 Reads (task, database URL, part) as a pickle on stdin, runs the task and writes ("ok", result)
-or ("error", exception) as one pickle to the stdout it was given; what the task itself prints
-goes to stderr.
+or ("error", exception) as one pickle to the file descriptor it was given.
 """
 
 from __future__ import annotations
@@ -13,12 +12,11 @@ import pickle
 import sys
 
 
-def main() -> None:
-    """Run the task sent on stdin and send its outcome back."""
-    results = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
-    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
-    task, database_url, part = pickle.load(sys.stdin.buffer)
-    from batchlog.adapters.views.workers import work
+def main(results_fd: int) -> None:
+    """Run the task sent on stdin and send its outcome back on `results_fd`."""
+    from batchlog.adapters.views.workers import outcome_bytes, work
 
-    with results:
-        pickle.dump(work(task, database_url, part), results)
+    task, database_url, part = pickle.load(sys.stdin.buffer)
+    sent = outcome_bytes(work(task, database_url, part))  # whole, before a byte is written
+    with os.fdopen(results_fd, "wb") as results:
+        results.write(sent)

@@ -8,6 +8,7 @@ in a worker, is raised in the caller as it was raised; the workers are then stop
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import subprocess
@@ -25,7 +26,7 @@ JOIN_SECONDS = 10.0  # how long a finished or stopped worker may take to exit
 # caller may have found batchlog, or the task's module, through a path it added itself).
 WORKER_BOOTSTRAP = (
     "import pickle, sys; sys.path[:] = pickle.load(sys.stdin.buffer); "
-    "from batchlog.adapters.views.worker_process import main; main()"
+    "from batchlog.adapters.views.worker_process import main; main(int(sys.argv[1]))"
 )
 # What a rebuild costs, in thousands of CPU instructions (callgrind, 5,000 events of the
 # benchmark's history): reading and decoding the log, once per process; each view's own fold and
@@ -90,7 +91,8 @@ def run_side_by_side(task: Task[T], database_url: str, parts: Sequence[dict[str,
 
 class _Worker:
     """A fresh interpreter running `worker_process` on one part: the caller's sys.path and the
-    task go in on its stdin, the outcome comes back on its stdout.
+    task go in on its stdin, the outcome comes back on a pipe of its own (so nothing the
+    worker prints can garble it; POSIX: the pipe is passed as a file descriptor).
 
     Not multiprocessing's spawn, which runs the caller's main script again in the worker: a
     script that calls `rebuild` without an `if __name__ == "__main__"` guard then fails, and
@@ -98,25 +100,46 @@ class _Worker:
 
     def __init__(self, task: Task[Any], database_url: str, part: dict[str, int]) -> None:
         self.name = f"batchlog-rebuild-{'-'.join(part)}"
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", WORKER_BOOTSTRAP],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-        )
-        assert self.process.stdin is not None and self.process.stdout is not None
-        self.results: IO[bytes] = self.process.stdout
-        with self.process.stdin as given:  # sys.path first: the task is found through it
-            given.write(pickle.dumps(sys.path) + pickle.dumps((task, database_url, part)))
+        given = pickle.dumps(sys.path) + pickle.dumps((task, database_url, part))  # may raise
+        readable, writable = os.pipe()
+        try:
+            self.process = subprocess.Popen(
+                # -P: the caller's working directory is not searched for the bootstrap's imports
+                [sys.executable, "-P", "-c", WORKER_BOOTSTRAP, str(writable)],
+                stdin=subprocess.PIPE,
+                pass_fds=(writable,),
+            )
+        except BaseException:
+            os.close(readable)
+            raise
+        finally:
+            os.close(writable)
+        self.results: IO[bytes] = os.fdopen(readable, "rb")
+        assert self.process.stdin is not None
+        try:
+            with self.process.stdin as stdin:
+                stdin.write(given)
+        except OSError as error:  # it exited before it read its task
+            self.stop()
+            raise ProjectionError(
+                f"the rebuild worker {self.name} did not start (exit code "
+                f"{self.process.returncode}): {error}"
+            ) from None
 
     def outcome(self) -> tuple[str, Any]:
         """("ok", result) or ("error", exception), read once the worker has written it."""
         sent = self.results.read()
-        exit_code = self.process.wait(JOIN_SECONDS)
-        if not sent:
+        try:
+            exit_code: int | None = self.process.wait(JOIN_SECONDS)
+        except subprocess.TimeoutExpired:  # its result is in; `stop` ends it
+            exit_code = None
+        try:
+            outcome: tuple[str, Any] = pickle.loads(sent)
+        except Exception:
+            got = f"{len(sent)} bytes that are not a result" if sent else "no result"
             raise ProjectionError(
-                f"the rebuild worker {self.name} exited without a result (exit code {exit_code})"
-            )
-        outcome: tuple[str, Any] = pickle.loads(sent)
+                f"the rebuild worker {self.name} sent {got} (exit code {exit_code})"
+            ) from None
         return outcome
 
     def stop(self) -> None:
@@ -127,7 +150,8 @@ class _Worker:
                 self.process.wait(JOIN_SECONDS)
             except subprocess.TimeoutExpired:
                 self.process.kill()
-                self.process.wait(JOIN_SECONDS)
+                with contextlib.suppress(subprocess.TimeoutExpired):  # nothing more to do
+                    self.process.wait(JOIN_SECONDS)
         self.results.close()
 
 
@@ -152,6 +176,14 @@ def work(task: Task[Any], database_url: str, part: dict[str, int]) -> tuple[str,
         return ("ok", task(database_url, part))
     except Exception as error:
         return ("error", _portable(error))
+
+
+def outcome_bytes(outcome: tuple[str, Any]) -> bytes:
+    """An outcome pickled; a result that cannot be pickled becomes an error that can."""
+    try:
+        return pickle.dumps(outcome)
+    except Exception as error:
+        return pickle.dumps(("error", ProjectionError(f"cannot send the result back: {error}")))
 
 
 def _portable(error: Exception) -> Exception:
