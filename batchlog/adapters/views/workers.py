@@ -1,8 +1,8 @@
 """Worker processes for rebuilds: groups of views side by side, each reading the log itself.
 
 A rebuild is Python CPU per event and per view, so views rebuilt in separate processes (fresh
-interpreters: nothing is inherited but the database URL and the view names) run side by side; the costliest
-group runs in the caller, which need not wait for a process to start. The first error, here or
+interpreters, given only the caller's sys.path, the database URL and the view names) run side by
+side; the costliest group runs in the caller, which need not wait for a process to start. The first error, here or
 in a worker, is raised in the caller as it was raised; the workers are then stopped.
 """
 
