@@ -2,8 +2,9 @@
 
 A rebuild is Python CPU per event and per view, so views rebuilt in separate processes (fresh
 interpreters, given only the caller's sys.path, the database URL and the view names) run side by
-side; the costliest group runs in the caller, which need not wait for a process to start. The first error, here or
-in a worker, is raised in the caller as it was raised; the workers are then stopped.
+side; the costliest group runs in the caller, which need not wait for a process to start. The
+first error, here or in a worker, is raised in the caller as it was raised; the workers are then
+stopped.
 """
 
 from __future__ import annotations
