@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from uuid import UUID
 
+import pytest
 from eventsourcing.persistence import (
     DatetimeAsISO,
     DecimalAsStr,
@@ -156,3 +157,28 @@ def test_integers_beyond_64_bits_stay_integers() -> None:
         assert not isinstance(record, DecodeFailure)
         assert record.payload == {"n": number, "list": [1, number]}
         assert type(record.payload["n"]) is int
+
+
+@pytest.mark.parametrize(
+    "state",
+    [
+        b'{"timestamp":{"_type_":"datetime_iso","_data_":5}}',
+        b'{"timestamp":{"_type_":"datetime_iso","_data_":"2026-01-01T00:00:00","x":1}}',
+        b'{"timestamp":{"_type_":"datetime_iso","_data_":"not a time"}}',
+        b'{"timestamp":{"_data_":"00000000000000000000000000000003","_type_":"uuid_hex"}}',
+        b'{"timestamp":{"_type_":"datetime_iso","_data_":"2026-01-01T00:00:00+00:00"},'
+        b'"a":{"b":{"_type_":"uuid_hex","_data_":"00000000000000000000000000000003"}}}',
+    ],
+)
+def test_odd_timestamps_and_nested_values_decode_as_the_transcoder_does(state: bytes) -> None:
+    record = DECODER.decode(Notification("q", 1, TOPIC, state, 5))
+    try:
+        expected = TRANSCODER.decode(state)
+    except Exception as error:
+        assert isinstance(record, DecodeFailure) and type(record.error) is type(error)
+        return
+    if not isinstance(expected["timestamp"], datetime):
+        assert isinstance(record, DecodeFailure) and "no timestamp" in str(record.error)
+        return
+    assert not isinstance(record, DecodeFailure)
+    assert record.timestamp == expected.pop("timestamp") and dict(record.payload) == expected

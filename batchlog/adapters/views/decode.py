@@ -30,6 +30,7 @@ _NUMBER_SHAPE = bytes(
 _LONG_NUMBER = b":" + b"0" * 19
 _REFUSED = object()  # a transcoded value the fast path leaves to the transcoder
 _MAY_HOLD_FLOATS = (float, dict, list, tuple, set, frozenset)
+_from_iso = datetime.fromisoformat
 
 
 # One stored event as the log reader gives it: (position, originator id, version, topic, state).
@@ -139,9 +140,21 @@ class NotificationDecoder:
         if type(fields) is not dict or "_type_" in fields:
             return None
         markers = state.count(_MARKER)
-        timestamp_text, finite = None, True
         if not markers:
-            return fields, timestamp_text, finite
+            return fields, None, True
+        timestamp_text, finite = None, True
+        stamp = fields.get("timestamp")
+        if (  # almost every event's only transcoded value (or its first): ISO text, read here
+            type(stamp) is dict
+            and self._keeps_iso_text
+            and len(stamp) == 2
+            and stamp.get("_type_") == _ISO_DATETIME
+            and type(text := stamp.get("_data_")) is str
+        ):
+            fields["timestamp"] = _from_iso(text)
+            if markers == 1:
+                return fields, text, finite
+            timestamp_text, markers = text, markers - 1
         for key, value in fields.items():  # replaces values only, so iterating stays valid
             if type(value) is not dict or "_type_" not in value:
                 continue
@@ -152,7 +165,7 @@ class NotificationDecoder:
                 and type(data) is str
                 and len(value) == 2
             ):  # what DatetimeAsISO.decode does, without its two calls
-                fields[key] = datetime.fromisoformat(data)
+                fields[key] = _from_iso(data)
                 if key == "timestamp":
                     timestamp_text = data
             else:
