@@ -258,6 +258,9 @@ def dumps(value: Any, *, finite: bool = False) -> str:
     `finite`: the caller knows that no float inside is NaN or infinite (an `EventRecord.finite`
     payload), so the walk that looks for them is skipped.
     """
+    kind = type(value)
+    if (kind is list or kind is dict) and not value:  # most JSON columns of a row are empty
+        return "[]" if kind is list else "{}"
     try:
         text = orjson.dumps(value, default=_jsonable, option=_FAST_OPTIONS).decode()
     except TypeError:  # non-str keys, integers beyond 64 bits, lone surrogates
@@ -269,6 +272,18 @@ def dumps(value: Any, *, finite: bool = False) -> str:
     ):
         return _ENCODER.encode(value)
     return text
+
+
+def dumps_texts(values: list[str]) -> str:
+    """A list of strings (e.g. job ids) as `dumps` writes it, without the checks it makes for
+    floats: orjson and the json module write strings alike (a lone surrogate goes to json)."""
+    for value in values:
+        if type(value) is not str:
+            return dumps(values)
+    try:
+        return orjson.dumps(values).decode()
+    except TypeError:
+        return _ENCODER.encode(values)
 
 
 _LEAVES = frozenset({str, int, bool, type(None)})  # exact types that hold no float

@@ -20,6 +20,7 @@ from batchlog.projections.base import (
     Row,
     Table,
     dumps,
+    dumps_texts,
     source_job_of,
 )
 from batchlog.projections.queue_tables import ITEM_SPLIT_TOPIC, ITEMS_SETTLED_TOPIC
@@ -60,6 +61,7 @@ HISTORY_EXECUTIONS = Table(
 )
 
 Described = tuple[str, list[str], str]  # actor, job ids, summary
+_ENDINGS = frozenset({"Finished", "Failed", "Superseded"})  # execution events that end it
 
 
 class HistoryProjection(Projection):
@@ -138,7 +140,7 @@ class HistoryProjection(Projection):
         if describe is not None:
             actor, job_ids, summary = describe(event)
         elif stream == "execution":
-            actor, job_ids, summary = self._execution_event(event)
+            actor, job_ids, summary = self._execution_event(event, event_type)
         else:
             actor, job_ids, summary = "", [], f"{event_type} (no summary for this type)"
         if len(job_ids) > 1:
@@ -154,7 +156,7 @@ class HistoryProjection(Projection):
                 "topic": event.topic,
                 "event_type": event_type,
                 "actor": actor,
-                "job_ids": dumps(job_ids),
+                "job_ids": dumps_texts(job_ids),
                 "summary": summary,
                 "payload": dumps(
                     payload if type(payload := event.payload) is dict else dict(payload),
@@ -181,13 +183,13 @@ class HistoryProjection(Projection):
             f"({len(p['run_ids'])} runs on {p['backend']}/{p['device']})",
         )
 
-    def _execution_event(self, event: EventRecord) -> Described:
+    def _execution_event(self, event: EventRecord, event_type: str) -> Described:
         execution = self.executions.get(event.originator_id)
         if execution is None:
-            return "", [], f"{event.event_type} of an execution the history has not seen start"
+            return "", [], f"{event_type} of an execution the history has not seen start"
         p, item_id, runner = event.payload, execution["item_id"], execution["runner_id"]
         job_ids = [item_id]
-        match event.event_type:
+        match event_type:
             case "RunSucceeded":
                 job_ids.append(source_job_of(p["run_id"]))
                 summary = (
@@ -216,8 +218,8 @@ class HistoryProjection(Projection):
                     f"(execution {p['state']}): {p['reason']}"
                 )
             case _:
-                summary = f"{event.event_type} of {item_id}"
-        if event.event_type in {"Finished", "Failed", "Superseded"} and not execution["ended"]:
+                summary = f"{event_type} of {item_id}"
+        if event_type in _ENDINGS and not execution["ended"]:
             execution["ended"] = 1
             self.upsert(HISTORY_EXECUTIONS.name, execution)
         return runner, job_ids, summary

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from batchlog.projections import base
-from batchlog.projections.base import _jsonable, dumps
+from batchlog.projections.base import _jsonable, dumps, dumps_texts
 
 REFERENCE = json.JSONEncoder(
     sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_jsonable
@@ -43,6 +43,25 @@ values = st.recursive(
 @given(values)
 def test_dumps_equals_the_json_module(value: object) -> None:
     assert dumps(value) == REFERENCE.encode(value)
+
+
+@given(
+    st.lists(
+        st.text(st.characters(codec=None)) | st.text(st.characters(categories=["Cs", "Cc", "Zl"]))
+    )
+)
+def test_dumps_texts_equals_the_json_module_for_any_strings(texts: list[str]) -> None:
+    assert dumps_texts(texts) == REFERENCE.encode(texts)
+
+
+def test_dumps_texts_of_other_values_is_dumps() -> None:
+    mixed = ["job_1", 1e-07, float("nan"), 2**70]  # what a corrupt event might hold
+    assert dumps_texts(mixed) == REFERENCE.encode(mixed)  # type: ignore[arg-type]
+
+
+def test_empty_containers_are_written_as_json_writes_them() -> None:
+    assert (dumps([]), dumps({}), dumps_texts([])) == ("[]", "{}", "[]")
+    assert dumps(()) == REFERENCE.encode(())
 
 
 def test_dumps_of_typical_payload_takes_the_fast_path_and_equals_json() -> None:
