@@ -24,6 +24,7 @@ from batchlog.projections.base import (
     UnknownEventError,
     dumps,
     iso,
+    stream_of,
 )
 from batchlog.projections.queue_executions import ExecutionFolding
 from batchlog.projections.queue_tables import (
@@ -80,6 +81,12 @@ class QueueProjection(ExecutionFolding, Projection):
             Execution.Superseded.TOPIC: self._superseded,
             Prompt.Created.TOPIC: _ignore,
         }
+        # the topics whose events also advance their queue's sequence
+        self._sequenced = frozenset(
+            topic
+            for topic in self._handlers
+            if stream_of(topic) == "queue" and topic != Queue.Created.TOPIC
+        )
 
     # ---- folding ---------------------------------------------------------------------------
 
@@ -92,7 +99,7 @@ class QueueProjection(ExecutionFolding, Projection):
             if event.stream not in {"queue", "execution"}:
                 return  # prompts, runner sessions: nothing the queue view shows
             raise UnknownEventError(f"the queue view does not know event topic {event.topic!r}")
-        if event.stream == "queue" and event.topic != Queue.Created.TOPIC:
+        if event.topic in self._sequenced:
             queue = self._queue(event)
             if queue is None:
                 return
