@@ -1,13 +1,16 @@
-"""The history view: one row per event (position, sequence, time, type, actor, jobs, summary,
-payload), and an index from each job id to the events that touched it (written by the database
-from each row's job ids, see `Table.expands`).
+"""The history view: one row per event (position, sequence, time, type, actor, jobs, summary),
+and an index from each job id to the events that touched it (written by the database from each
+row's job ids, see `Table.expands`).
 
-It records every event, known or not, so the audit trail never has holes; an event type it has
-no summary for is still recorded with its payload.
+A row holds what the fold works out; the event itself (its originator, topic and payload) is
+read from the log, which holds it, when the history is read: copying every payload into the view
+was most of what a rebuild of it cost. It records every event, known or not, so the audit trail
+never has holes; an event type it has no summary for is still recorded and read with its payload.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
@@ -32,19 +35,7 @@ RUNNER_RENEWED_TOPIC = "batchlog.runner:RunnerSession.LeaseRenewed"
 EVENTS = Table(
     "history_events",
     key=("position",),
-    columns=(
-        "position",
-        "stream",
-        "originator_id",
-        "sequence",
-        "recorded_at",
-        "topic",
-        "event_type",
-        "actor",
-        "job_ids",
-        "summary",
-        "payload",
-    ),
+    columns=("position", "sequence", "recorded_at", "event_type", "actor", "job_ids", "summary"),
     append_only=True,
 )
 EVENT_JOBS = Table(
@@ -149,19 +140,12 @@ class HistoryProjection(Projection):
             EVENTS.name,
             {
                 "position": event.position,
-                "stream": stream,
-                "originator_id": event.originator_id,
                 "sequence": event.sequence,
                 "recorded_at": event.recorded_at,
-                "topic": event.topic,
                 "event_type": event_type,
                 "actor": actor,
                 "job_ids": dumps_texts(job_ids),
                 "summary": summary,
-                "payload": dumps(
-                    payload if type(payload := event.payload) is dict else dict(payload),
-                    finite=event.finite,
-                ),
             },
         )
 
@@ -227,6 +211,24 @@ class HistoryProjection(Projection):
     def restore(self, rows: Mapping[str, list[Row]]) -> None:
         """Load every execution (late events of ended ones still name their item)."""
         self.executions = {row["execution_id"]: dict(row) for row in rows.get("executions", [])}
+
+
+def history_entry(row: Row, event: EventRecord) -> dict[str, Any]:
+    """A history row as it is read: the stored row, with its event's originator, topic and
+    payload (the payload as JSON text would give it back: datetimes as ISO text)."""
+    return {
+        "position": int(row["position"]),
+        "sequence": int(row["sequence"]),
+        "stream": event.stream,
+        "originator_id": event.originator_id,
+        "timestamp": row["recorded_at"],
+        "topic": event.topic,
+        "event_type": row["event_type"],
+        "actor": row["actor"],
+        "job_ids": json.loads(row["job_ids"]),
+        "summary": row["summary"],
+        "payload": json.loads(dumps(dict(event.payload), finite=event.finite)),
+    }
 
 
 def _reason(event: EventRecord) -> str:

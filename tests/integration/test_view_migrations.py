@@ -7,9 +7,14 @@ from importlib import resources
 
 import pytest
 
+from batchlog import QueueService
 from batchlog.adapters.migrations import MIGRATION_NAME, migrate, migrations_for
+from batchlog.adapters.store import open_store
 from batchlog.adapters.views import ViewStore
+from batchlog.adapters.views.replay import verify
 from batchlog.projections import PROJECTIONS
+from batchlog.projections.base import dumps
+from batchlog.projections.history_view import EVENTS as HISTORY_EVENTS
 
 VIEW_TABLES = {
     "projection_tracking",
@@ -65,3 +70,54 @@ def test_migrating_an_empty_database_gives_every_view_table_with_its_columns(dat
         }
         assert tracked == {"queue": 0, "history": 0, "stats": 0}
     assert migrate(database_url) == []  # applied once only
+
+
+def _as_before_0005(store: ViewStore, entries: list[dict]) -> None:
+    """The history table as 0003 made it and the projection filled it, payloads and all."""
+    (old,) = [m for m in migrations_for(store.dialect) if m.number == 3]
+    ddl = old.sql.split("CREATE TABLE history_event_jobs")[0]  # history_events and its index
+    with store.transaction() as cursor:
+        cursor.execute("DROP TABLE history_events")
+    for statement in filter(str.strip, ddl.split(";")):
+        store.execute(statement)
+    columns = ("position", "stream", "originator_id", "sequence", "recorded_at", "topic")
+    columns += ("event_type", "actor", "job_ids", "summary", "payload")
+    for entry in entries:
+        row = {**entry, "recorded_at": entry["timestamp"]}
+        row["job_ids"], row["payload"] = dumps(entry["job_ids"]), dumps(entry["payload"])
+        store.execute(
+            f"INSERT INTO history_events ({', '.join(columns)}) "
+            f"VALUES ({', '.join('?' for _ in columns)})",
+            tuple(row[column] for column in columns),
+        )
+    store.execute(
+        "DELETE FROM batchlog_migrations WHERE name = ?", ("0005_history_reads_the_log.sql",)
+    )
+
+
+def test_0005_keeps_every_history_row_and_reads_the_rest_from_the_log(database_url, settings):
+    service = QueueService(database_url, settings=settings)
+    try:
+        prompt = service.create_prompt("a cat")
+        for _ in range(3):
+            service.add_job([prompt], config={"weights": {"edge": 0.5}})
+        service.set_queue_paused(True, reason="batching")
+        service.analyze_queue_for_smart_batching()
+        service.execute_smart_batches()
+        before = service.history()
+        assert {entry["event_type"] for entry in before} >= {"JobAdded", "Reorganized"}
+        with ViewStore(database_url) as views:
+            _as_before_0005(views, before)
+            assert "payload" in _names(views, "history_events")
+        assert migrate(database_url) == ["0005_history_reads_the_log.sql"]
+        with ViewStore(database_url) as views:
+            assert _names(views, "history_events") == list(HISTORY_EVENTS.columns)
+        assert service.history() == before  # the same entries, each event's payload from the log
+        store = open_store(database_url)
+        try:
+            with ViewStore(database_url) as views:
+                assert verify(store, views, ["history"]).ok  # a rebuild equals the migrated view
+        finally:
+            store.close()
+    finally:
+        service.close()

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 
 from batchlog.projections.base import EventRecord
-from batchlog.projections.history_view import HistoryProjection
+from batchlog.projections.history_view import HistoryProjection, history_entry
 from batchlog.projections.lineage import build_lineage
 from batchlog.projections.queue_status import status_from_projection
 from batchlog.projections.queue_view import ITEM_SPLIT_TOPIC, QueueProjection
@@ -24,10 +23,7 @@ def _history_rows(world: World) -> list[dict]:
     for record in world.records:
         history.apply(record)
     rows = history.take_changes().inserts["history_events"]
-    return [
-        {**row, "job_ids": json.loads(row["job_ids"]), "payload": json.loads(row["payload"])}
-        for row in rows
-    ]
+    return [history_entry(row, record) for row, record in zip(rows, world.records, strict=True)]
 
 
 def test_every_event_gets_one_history_row_with_a_readable_summary():

@@ -9,9 +9,11 @@ from typing import Any
 from batchlog.adapters.store import EventStore
 from batchlog.adapters.views.decode import DecodeFailure
 from batchlog.adapters.views.host import ProjectionHost
+from batchlog.adapters.views.log_rows import LogRows
 from batchlog.domain.errors import UnknownJobError, ValidationError, ViewLagError
 from batchlog.domain.ids import queue_aggregate_id
-from batchlog.projections.base import ProjectionError
+from batchlog.projections.base import EventRecord, ProjectionError
+from batchlog.projections.history_view import history_entry
 from batchlog.projections.lineage import build_lineage, descendants
 from batchlog.projections.queue_status import queue_status, status_from_projection
 from batchlog.projections.queue_view import ITEMS, QueueProjection
@@ -37,6 +39,7 @@ class ViewReader:
     ) -> None:
         self.host = ProjectionHost(database_url, store=store)
         self.views = self.host.views
+        self._log = LogRows(self.host.store)
         self.wait_seconds = wait_seconds
 
     def close(self) -> None:
@@ -173,7 +176,14 @@ class ViewReader:
                 "ORDER BY j.position LIMIT ?",
                 (job_id, after, limit),
             )
-        return [_history_row(row) for row in rows]
+        return self._with_events(rows)
+
+    def _with_events(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """History rows, each with its event's originator, topic and payload from the log."""
+        found = self._log.at([int(row["position"]) for row in rows])
+        decode = self.host.decoder.decode_row
+        records = {record.position: record for record in map(decode, found)}
+        return [_history_row(row, records.get(int(row["position"]))) for row in rows]
 
     def lineage(self, job_id: str) -> dict[str, Any]:
         """Where a job came from and went: merges, claims, each run's outcome and checksum."""
@@ -208,17 +218,10 @@ class ViewReader:
         return [batch_stat(row) for row in rows]
 
 
-def _history_row(row: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "position": int(row["position"]),
-        "sequence": int(row["sequence"]),
-        "stream": row["stream"],
-        "originator_id": row["originator_id"],
-        "timestamp": row["recorded_at"],
-        "topic": row["topic"],
-        "event_type": row["event_type"],
-        "actor": row["actor"],
-        "job_ids": json.loads(row["job_ids"]),
-        "summary": row["summary"],
-        "payload": json.loads(row["payload"]),
-    }
+def _history_row(row: dict[str, Any], record: EventRecord | DecodeFailure | None) -> dict[str, Any]:
+    position = int(row["position"])
+    if record is None:
+        raise ProjectionError(f"the history holds event {position}, which the log does not")
+    if isinstance(record, DecodeFailure):
+        raise ProjectionError(f"cannot decode event {position} ({record.topic}): {record.error}")
+    return history_entry(row, record)
