@@ -20,6 +20,7 @@ from batchlog import QueueService, ViewLagError
 from batchlog.adapters.settings import Settings
 from batchlog.adapters.store import EventStore, open_store
 from batchlog.adapters.views import ProjectionHost, ProjectionStoppedError, TrackingConflictError
+from batchlog.adapters.views import log_rows as log_rows_module
 from batchlog.adapters.views import replay as replay_module
 from batchlog.adapters.views.log_rows import LogRows
 from batchlog.adapters.views.replay import rebuild, rebuild_into_scratch, verify
@@ -558,3 +559,20 @@ def test_log_rows_pages_stop_at_the_stop_position_and_match_the_notifications(st
     assert [(p, str(o), v, t, bytes(s)) for p, o, v, t, s in page] == expected[:-2]
     assert [row[0] for row in rows.page(3, None, 4)] == [4, 5, 6, 7]
     assert rows.page(head, None, 10) == []
+
+
+def test_log_rows_at_positions_are_the_notifications_in_the_order_asked(store, monkeypatch):
+    _world(store)
+    head = int(store.recorder.max_notification_id() or 0)
+    by_id = {
+        n.id: (n.id, str(n.originator_id), n.originator_version, n.topic, bytes(n.state))
+        for n in store.recorder.select_notifications(start=1, limit=head)
+    }
+    wanted = [head, 2, 7, head + 5, 1]  # any order; one the log does not hold
+    monkeypatch.setattr(log_rows_module, "AT_ONCE", 2)  # several statements
+    rows = LogRows(store)
+    got = [(p, str(o), v, t, bytes(s)) for p, o, v, t, s in rows.at(wanted)]
+    assert got == [by_id[head], by_id[2], by_id[7], by_id[1]]
+    assert rows.at([]) == []
+    rows._at = None  # a recorder this module does not know: read the span, keep the asked
+    assert [row[0] for row in rows.at(wanted)] == [head, 2, 7, 1]
