@@ -18,8 +18,8 @@ def two_cpus(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_on_two_cpus_the_caller_takes_the_costliest_view_and_the_worker_pays_its_start(
     two_cpus: None,
 ) -> None:
-    """At 100k events the worker's start-up still weighs: stats stays with the caller."""
-    assert view_groups(VIEWS, None, 100_000) == [["queue", "stats"], ["history"]]
+    """At 50k events the worker's start-up still weighs: stats stays with the caller."""
+    assert view_groups(VIEWS, None, 50_000) == [["queue", "stats"], ["history"]]
     assert view_groups(VIEWS, None, 10**7) == [["queue"], ["history", "stats"]]
 
 
@@ -33,8 +33,11 @@ def test_the_default_grows_with_the_log_and_never_passes_the_cpus(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(workers.os, "cpu_count", lambda: 8)
-    counts = [len(view_groups(VIEWS, None, events)) for events in (1_000, 30_000, 10**7)]
-    assert counts == sorted(counts) and counts[0] == 1 and counts[-1] == 3
+    counts = [len(view_groups(VIEWS, None, events)) for events in (1_000, 30_000, 100_000)]
+    assert counts == [1, 2, 3]
+    # on a very long log the caller's queue is the longest part whatever the split: a third
+    # process would not finish sooner, so it is not started
+    assert view_groups(VIEWS, None, 10**7) == [["queue"], ["history", "stats"]]
     monkeypatch.setattr(workers.os, "cpu_count", lambda: 1)
     assert view_groups(VIEWS, None, 10**7) == [VIEWS]
 
