@@ -10,6 +10,7 @@ from batchlog.adapters.store import EventStore
 from batchlog.adapters.views.decode import DecodeFailure
 from batchlog.adapters.views.host import ProjectionHost
 from batchlog.adapters.views.log_rows import LogRows
+from batchlog.domain.collector import collector_paused
 from batchlog.domain.errors import UnknownJobError, ValidationError, ViewLagError
 from batchlog.domain.ids import queue_aggregate_id
 from batchlog.projections.base import EventRecord, ProjectionError
@@ -163,20 +164,21 @@ class ViewReader:
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise ValidationError("limit", f"must be a positive integer, got {limit!r}")
         self._caught_up("history")
-        after = int(since or 0)
-        if job_id is None:
-            rows = self.views.query(
-                "SELECT * FROM history_events WHERE position > ? ORDER BY position LIMIT ?",
-                (after, limit),
-            )
-        else:
-            rows = self.views.query(
-                "SELECT h.* FROM history_event_jobs j JOIN history_events h "
-                "ON h.position = j.position WHERE j.job_id = ? AND j.position > ? "
-                "ORDER BY j.position LIMIT ?",
-                (job_id, after, limit),
-            )
-        return self._with_events(rows)
+        with collector_paused():  # every row and entry made survives until the call returns
+            after = int(since or 0)
+            if job_id is None:
+                rows = self.views.query(
+                    "SELECT * FROM history_events WHERE position > ? ORDER BY position LIMIT ?",
+                    (after, limit),
+                )
+            else:
+                rows = self.views.query(
+                    "SELECT h.* FROM history_event_jobs j JOIN history_events h "
+                    "ON h.position = j.position WHERE j.job_id = ? AND j.position > ? "
+                    "ORDER BY j.position LIMIT ?",
+                    (job_id, after, limit),
+                )
+            return self._with_events(rows)
 
     def _with_events(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """History rows, each with its event's originator, topic and payload from the log."""
