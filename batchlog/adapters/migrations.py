@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import psycopg
 
 from batchlog.adapters.store import DatabaseTarget, migrate_event_tables, parse_database_url
+from batchlog.domain.errors import BatchlogError
 
 MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
@@ -44,6 +46,17 @@ def migrations_for(dialect: str) -> list[Migration]:
     return found
 
 
+class UnmigratedDatabaseError(BatchlogError):
+    """The database lacks view migrations this version needs (run `batchlog migrate`)."""
+
+
+def pending_migrations(dialect: str, applied: Iterable[str] | None) -> list[str]:
+    """This version's migrations of a dialect that are not among those applied (None: the
+    database has no migration ledger, so all of them)."""
+    done = set(applied or ())
+    return [m.name for m in migrations_for(dialect) if m.name not in done]
+
+
 _LEDGER = "CREATE TABLE IF NOT EXISTS batchlog_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
 
 
@@ -66,8 +79,9 @@ def _migrate_sqlite(target: DatabaseTarget) -> list[str]:
             if migration.name in done:
                 continue
             connection.executescript(migration.sql)
-            connection.execute(
-                "INSERT INTO batchlog_migrations VALUES (?, datetime('now'))", (migration.name,)
+            connection.execute(  # OR IGNORE: another process may have just applied it too
+                "INSERT OR IGNORE INTO batchlog_migrations VALUES (?, datetime('now'))",
+                (migration.name,),
             )
             applied.append(migration.name)
     return applied

@@ -3,14 +3,21 @@ the numbering rule, and both dialects have the same migrations."""
 
 from __future__ import annotations
 
+import uuid
 from importlib import resources
 
+import psycopg
 import pytest
 
 from batchlog import QueueService
-from batchlog.adapters.migrations import MIGRATION_NAME, migrate, migrations_for
-from batchlog.adapters.store import open_store
-from batchlog.adapters.views import ViewStore
+from batchlog.adapters.migrations import (
+    MIGRATION_NAME,
+    UnmigratedDatabaseError,
+    migrate,
+    migrations_for,
+)
+from batchlog.adapters.store import open_store, parse_database_url
+from batchlog.adapters.views import ProjectionHost, ViewStore
 from batchlog.adapters.views.replay import verify
 from batchlog.projections import PROJECTIONS
 from batchlog.projections.base import dumps
@@ -109,7 +116,13 @@ def test_0005_keeps_every_history_row_and_reads_the_rest_from_the_log(database_u
         with ViewStore(database_url) as views:
             _as_before_0005(views, before)
             assert "payload" in _names(views, "history_events")
-        assert migrate(database_url) == ["0005_history_reads_the_log.sql"]
+        if views.dialect == "sqlite":  # the embedded default migrates itself on first use
+            ProjectionHost(database_url).close()
+            assert migrate(database_url) == []
+        else:  # PostgreSQL's schema is made by `batchlog migrate`, once: until then, refused
+            with pytest.raises(UnmigratedDatabaseError, match=r"0005_.*run `batchlog migrate`"):
+                ProjectionHost(database_url)
+            assert migrate(database_url) == ["0005_history_reads_the_log.sql"]
         with ViewStore(database_url) as views:
             assert _names(views, "history_events") == list(HISTORY_EVENTS.columns)
         assert service.history() == before  # the same entries, each event's payload from the log
@@ -121,3 +134,22 @@ def test_0005_keeps_every_history_row_and_reads_the_rest_from_the_log(database_u
             store.close()
     finally:
         service.close()
+
+
+def test_an_unmigrated_postgres_database_is_refused_with_the_command_to_run(postgres_server_url):
+    name = f"batchlog_bare_{uuid.uuid4().hex[:8]}"
+    admin = parse_database_url(postgres_server_url)
+    with psycopg.connect(admin.conninfo(), autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    url = postgres_server_url.rsplit("/", 1)[0] + "/" + name
+    try:
+        every = len(migrations_for("postgres"))
+        with pytest.raises(
+            UnmigratedDatabaseError, match=rf"{every} migration\(s\).*batchlog migrate"
+        ):
+            ProjectionHost(url)
+        migrate(url)
+        ProjectionHost(url).close()
+    finally:
+        with psycopg.connect(admin.conninfo(), autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -46,6 +46,9 @@ class DecodeFailure:
     error: Exception
 
 
+Decoded = EventRecord | DecodeFailure  # what decoding one stored event gives
+
+
 class NotificationDecoder:
     """Turns notifications into EventRecords with the store's mapper settings."""
 

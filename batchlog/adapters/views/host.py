@@ -23,19 +23,18 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from batchlog.adapters.migrations import migrate
+from batchlog.adapters.migrations import UnmigratedDatabaseError, migrate, pending_migrations
 from batchlog.adapters.store import EventStore, open_store
-from batchlog.adapters.views.decode import DecodeFailure, NotificationDecoder
+from batchlog.adapters.views.decode import Decoded, DecodeFailure, NotificationDecoder
 from batchlog.adapters.views.log_rows import LogRows
 from batchlog.adapters.views.store import TrackingConflictError, ViewStore
 from batchlog.projections import PROJECTION_NAMES, PROJECTIONS
-from batchlog.projections.base import EventRecord, Projection
+from batchlog.projections.base import Projection
 
 log = logging.getLogger(__name__)
 PAGE_SIZE = 5000  # events per page, and at most per tracked commit
 CONFLICT_RETRIES = 20
 OnCommit = Callable[[str, int, float], None]
-Decoded = EventRecord | DecodeFailure
 
 
 @dataclass
@@ -72,8 +71,16 @@ class ProjectionHost:
         self._own_store = store is None
         self.store = store or open_store(database_url)
         self.views = ViewStore(database_url)
-        if self.views.dialect == "sqlite":
-            _ensure_sqlite_views(database_url, self.views)
+        try:
+            if self.views.dialect == "sqlite":
+                _ensure_sqlite_views(database_url, self.views)
+            else:
+                _require_migrated(self.views)
+        except BaseException:
+            self.views.close()
+            if self._own_store:
+                self.store.close()
+            raise
         self.decoder = NotificationDecoder(self.store.mapper)
         self._log = LogRows(self.store)
         self._runtimes = {name: _Runtime(name, chosen[name]) for name in names}
@@ -292,12 +299,34 @@ class ProjectionHost:
 
 
 def _ensure_sqlite_views(database_url: str, views: ViewStore) -> None:
-    """The embedded default needs no set-up: apply SQLite view migrations on first use."""
+    """The embedded default needs no set-up: apply SQLite view migrations on first use, and
+    those a newer version brings on its first use."""
     for _ in range(3):
-        if views.query("SELECT name FROM sqlite_master WHERE name = 'projection_tracking'"):
+        if not pending_migrations("sqlite", _applied_migrations(views)):
             return
         with contextlib.suppress(sqlite3.OperationalError):  # another process got there first
             migrate(database_url)
+
+
+def _require_migrated(views: ViewStore) -> None:
+    """PostgreSQL's schema is made once, by `batchlog migrate`: refuse to work without it."""
+    pending = pending_migrations(views.dialect, _applied_migrations(views))
+    if pending:
+        raise UnmigratedDatabaseError(
+            f"The database's views lack {len(pending)} migration(s) this version needs "
+            f"({', '.join(pending)}): run `batchlog migrate` once, before processes start."
+        )
+
+
+def _applied_migrations(views: ViewStore) -> list[str] | None:
+    """The view migrations the database's ledger lists (None: it has no ledger)."""
+    if views.dialect == "sqlite":
+        ledger = "SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?"
+    else:
+        ledger = "SELECT relname AS name FROM pg_class WHERE oid = to_regclass(?)"
+    if not views.query(ledger, ("batchlog_migrations",)):
+        return None
+    return [str(row["name"]) for row in views.query("SELECT name FROM batchlog_migrations")]
 
 
 def _fold(
