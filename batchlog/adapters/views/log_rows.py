@@ -8,7 +8,8 @@ statistics on the events table (autovacuum off, never analysed), PostgreSQL sort
 after `start` for each page instead of walking the notification id index.
 Any other recorder (SQLite, or one this module does not recognise) goes through
 `select_notifications`. Rows at given positions (`at`, for reading the history) are selected by
-their ids on PostgreSQL and SQLite, and from the span they lie in on any other recorder.
+their ids on PostgreSQL (in one statement) and SQLite (500 at a time), and from the span they lie
+in on any other recorder.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from psycopg.rows import tuple_row
 from batchlog.adapters.store import EventStore
 from batchlog.adapters.views.decode import LogRow
 
-AT_ONCE = 500  # positions per statement of `at` (SQLite allows 999 parameters by default)
+AT_ONCE = 500  # positions per statement of `at` on SQLite (it allows 999 parameters by default)
 
 
 class LogRows:
@@ -76,8 +77,9 @@ class LogRows:
         """The rows at these positions, in the order given (a position the log lacks is left
         out)."""
         found: dict[int, LogRow] = {}
-        for start in range(0, len(positions), AT_ONCE):
-            chunk = list(positions[start : start + AT_ONCE])
+        step = AT_ONCE if self._at is None or isinstance(self._at, str) else len(positions)
+        for start in range(0, len(positions), max(step, 1)):  # PostgreSQL: one array, at once
+            chunk = list(positions[start : start + step])
             found.update((row[0], row) for row in self._rows_at(chunk))
         return [found[position] for position in positions if position in found]
 

@@ -3,7 +3,7 @@
 -- Nothing is lost: every dropped column is a copy of what the event log stores. The table is
 -- made again rather than altered (DROP COLUMN needs SQLite 3.35; a renamed table's stored
 -- definition is quoted), its rows kept, in one transaction.
-BEGIN;
+BEGIN IMMEDIATE;  -- the write lock first: a re-run reads before it writes
 DROP INDEX IF EXISTS history_events_stream_idx;
 CREATE TEMP TABLE history_events_kept AS
     SELECT position, sequence, recorded_at, event_type, actor, job_ids, summary
