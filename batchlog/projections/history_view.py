@@ -25,6 +25,7 @@ from batchlog.projections.base import (
     dumps,
     dumps_texts,
     source_job_of,
+    stream_of,
 )
 from batchlog.projections.queue_tables import ITEM_SPLIT_TOPIC, ITEMS_SETTLED_TOPIC
 
@@ -216,18 +217,29 @@ class HistoryProjection(Projection):
 def history_entry(row: Row, event: EventRecord) -> dict[str, Any]:
     """A history row as it is read: the stored row, with its event's originator, topic and
     payload (the payload as JSON text would give it back: datetimes as ISO text)."""
+    payload = json.loads(dumps(dict(event.payload), finite=event.finite))
+    return _entry(row, event.topic, event.originator_id, payload)
+
+
+def undecodable_entry(row: Row, topic: str, originator_id: str, error: str) -> dict[str, Any]:
+    """A history row whose event the reading process cannot decode (e.g. it lacks a cipher key
+    or a transcoding the writer had): all the view holds, no payload, and why."""
+    return {**_entry(row, topic, originator_id, None), "decode_error": error}
+
+
+def _entry(row: Row, topic: str, originator_id: str, payload: Any) -> dict[str, Any]:
     return {
         "position": int(row["position"]),
         "sequence": int(row["sequence"]),
-        "stream": event.stream,
-        "originator_id": event.originator_id,
+        "stream": stream_of(topic),
+        "originator_id": originator_id,
         "timestamp": row["recorded_at"],
-        "topic": event.topic,
+        "topic": topic,
         "event_type": row["event_type"],
         "actor": row["actor"],
         "job_ids": json.loads(row["job_ids"]),
         "summary": row["summary"],
-        "payload": json.loads(dumps(dict(event.payload), finite=event.finite)),
+        "payload": payload,
     }
 
 

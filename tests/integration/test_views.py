@@ -24,7 +24,7 @@ from batchlog.adapters.views import log_rows as log_rows_module
 from batchlog.adapters.views import replay as replay_module
 from batchlog.adapters.views.log_rows import LogRows
 from batchlog.adapters.views.replay import rebuild, rebuild_into_scratch, verify
-from batchlog.adapters.views.store import BULK_ROWS, SCRATCH_PREFIX
+from batchlog.adapters.views.store import BULK_ROWS, SCRATCH_PREFIX, ViewStore
 from batchlog.adapters.views.workers import run_side_by_side, view_groups
 from batchlog.projections import PROJECTION_NAMES, HistoryProjection, QueueProjection
 from batchlog.projections import queue_view as queue_view_module
@@ -422,6 +422,34 @@ def test_large_commits_write_many_changed_rows_at_once_and_equal_a_rebuild(datab
         assert report.ok, report.differences[:3]
 
 
+def test_an_event_the_reader_cannot_decode_leaves_the_rest_of_the_history_readable(
+    database_url, store, service
+):
+    World(save=store.save).run([("add", 0), ("add", 1), ("cancel", 0)])
+    before = service.history()
+    (added,) = [
+        row for row in before if row["event_type"] == "JobAdded" and row["job_ids"] == ["job_00002"]
+    ]
+    events = store.recorder.events_table_name
+    with ViewStore(database_url) as views:  # what a reader without the writer's set-up meets
+        views.execute(
+            f"UPDATE {events} SET state = ? WHERE "
+            + ("rowid = ?" if views.dialect == "sqlite" else "notification_id = ?"),
+            (b"not json", added["position"]),
+        )
+    after = service.history()
+    assert [row["position"] for row in after] == [row["position"] for row in before]
+    (broken,) = [row for row in after if row["position"] == added["position"]]
+    assert broken["payload"] is None
+    assert broken["decode_error"].startswith(f"cannot decode event {added['position']} (")
+    kept = {key: value for key, value in broken.items() if key not in {"payload", "decode_error"}}
+    assert kept == {key: value for key, value in added.items() if key != "payload"}
+    assert [row for row in after if row is not broken] == [row for row in before if row != added]
+    with pytest.raises(ProjectionError, match=r"lineage of job_00002 needs cannot decode event"):
+        service.lineage("job_00002")  # it would be incomplete without that event
+    assert service.lineage("job_00001")["events"]  # the other jobs' lineages stay readable
+
+
 def test_the_job_index_holds_exactly_the_job_ids_of_each_history_row(database_url, store):
     """The database writes history_event_jobs from each row's job_ids, live and in a rebuild."""
     world = _world(store)
@@ -569,7 +597,7 @@ def test_log_rows_at_positions_are_the_notifications_in_the_order_asked(store, m
         for n in store.recorder.select_notifications(start=1, limit=head)
     }
     wanted = [head, 2, 7, head + 5, 1]  # any order; one the log does not hold
-    monkeypatch.setattr(log_rows_module, "AT_ONCE", 2)  # several statements
+    monkeypatch.setattr(log_rows_module, "AT_ONCE", 2)  # several statements (on SQLite)
     rows = LogRows(store)
     got = [(p, str(o), v, t, bytes(s)) for p, o, v, t, s in rows.at(wanted)]
     assert got == [by_id[head], by_id[2], by_id[7], by_id[1]]

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 from batchlog.adapters.store import EventStore
-from batchlog.adapters.views.decode import DecodeFailure
+from batchlog.adapters.views.decode import Decoded, DecodeFailure, LogRow
 from batchlog.adapters.views.host import ProjectionHost
 from batchlog.adapters.views.log_rows import LogRows
 from batchlog.domain.collector import collector_paused
 from batchlog.domain.errors import UnknownJobError, ValidationError, ViewLagError
 from batchlog.domain.ids import queue_aggregate_id
-from batchlog.projections.base import EventRecord, ProjectionError
-from batchlog.projections.history_view import history_entry
+from batchlog.projections.base import ProjectionError
+from batchlog.projections.history_view import history_entry, undecodable_entry
 from batchlog.projections.lineage import build_lineage, descendants
 from batchlog.projections.queue_status import queue_status, status_from_projection
 from batchlog.projections.queue_view import ITEMS, QueueProjection
@@ -182,14 +183,13 @@ class ViewReader:
 
     def _with_events(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """History rows, each with its event's originator, topic and payload from the log."""
-        found = self._log.at([int(row["position"]) for row in rows])
+        found = {row[0]: row for row in self._log.at([int(row["position"]) for row in rows])}
         decode = self.host.decoder.decode_row
-        records = {record.position: record for record in map(decode, found)}
-        return [_history_row(row, records.get(int(row["position"]))) for row in rows]
+        return [_history_row(row, found.get(int(row["position"])), decode) for row in rows]
 
     def lineage(self, job_id: str) -> dict[str, Any]:
         """Where a job came from and went: merges, claims, each run's outcome and checksum."""
-        rows = {row["position"]: row for row in self.history(job_id=job_id, limit=1_000_000)}
+        rows = {row["position"]: row for row in self._decoded_history(job_id)}
         if not rows:
             raise UnknownJobError(f"No job {job_id!r} in the history.")
         seen, todo = {job_id}, descendants(job_id, rows.values())
@@ -201,11 +201,20 @@ class ViewReader:
                 if related in seen:
                     continue
                 seen.add(related)
-                related_rows = self.history(job_id=related, limit=1_000_000)
+                related_rows = self._decoded_history(related)
                 rows.update((row["position"], row) for row in related_rows)
                 following += descendants(related, related_rows)
             todo = following
         return build_lineage(job_id, list(rows.values()))
+
+    def _decoded_history(self, job_id: str) -> list[dict[str, Any]]:
+        """Every history entry of a job, each with its payload: a lineage read from entries
+        missing some would be silently incomplete, so an undecodable one stops it."""
+        rows = self.history(job_id=job_id, limit=1_000_000)
+        for row in rows:
+            if "decode_error" in row:
+                raise ProjectionError(f"the lineage of {job_id} needs {row['decode_error']}")
+        return rows
 
     def batch_stats(self, limit: int | None = None) -> list[dict[str, Any]]:
         """One row per finished execution, oldest first (the last `limit` when given)."""
@@ -220,10 +229,13 @@ class ViewReader:
         return [batch_stat(row) for row in rows]
 
 
-def _history_row(row: dict[str, Any], record: EventRecord | DecodeFailure | None) -> dict[str, Any]:
-    position = int(row["position"])
-    if record is None:
-        raise ProjectionError(f"the history holds event {position}, which the log does not")
-    if isinstance(record, DecodeFailure):
-        raise ProjectionError(f"cannot decode event {position} ({record.topic}): {record.error}")
+def _history_row(
+    row: dict[str, Any], event: LogRow | None, decode: Callable[[LogRow], Decoded]
+) -> dict[str, Any]:
+    if event is None:
+        raise ProjectionError(f"the history holds event {row['position']}, which the log does not")
+    record = decode(event)
+    if isinstance(record, DecodeFailure):  # the rest of the history stays readable
+        error = f"cannot decode event {record.position} ({record.topic}): {record.error}"
+        return undecodable_entry(row, record.topic, str(event[1]), error)
     return history_entry(row, record)
