@@ -258,20 +258,33 @@ def dumps(value: Any, *, finite: bool = False) -> str:
     `finite`: the caller knows that no float inside is NaN or infinite (an `EventRecord.finite`
     payload), so the walk that looks for them is skipped.
     """
+    return _dumped(value, finite)[0]
+
+
+def as_read_back(value: Any, *, finite: bool = False) -> Any:
+    """The value as its `dumps` text reads back with the json module (datetimes as ISO text,
+    sets as sorted lists, keys sorted): read by orjson when the text is orjson's own (no NaN,
+    no integer beyond 64 bits), which reads that alike and about three times faster."""
+    text, by_orjson = _dumped(value, finite)
+    return orjson.loads(text) if by_orjson else json.loads(text)
+
+
+def _dumped(value: Any, finite: bool) -> tuple[str, bool]:
+    """`dumps`' text, and whether orjson wrote it."""
     kind = type(value)
     if (kind is list or kind is dict) and not value:  # most JSON columns of a row are empty
-        return "[]" if kind is list else "{}"
+        return ("[]" if kind is list else "{}"), True
     try:
         text = orjson.dumps(value, default=_jsonable, option=_FAST_OPTIONS).decode()
     except TypeError:  # non-str keys, integers beyond 64 bits, lone surrogates
-        return _ENCODER.encode(value)
+        return _ENCODER.encode(value), False
     if (  # tested on the text: `in` on bytes (3.11) raises and clears a TypeError inside
         "0.0000" in text
         or ("e-" in text and _has_small_exponent(text))
         or (not finite and "null" in text and _has_non_finite(value))
     ):
-        return _ENCODER.encode(value)
-    return text
+        return _ENCODER.encode(value), False
+    return text, True
 
 
 def dumps_texts(values: list[str]) -> str:
@@ -284,6 +297,18 @@ def dumps_texts(values: list[str]) -> str:
         return orjson.dumps(values).decode()
     except TypeError:
         return _ENCODER.encode(values)
+
+
+def loads_texts(text: str) -> Any:
+    """JSON text of a list of strings (as `dumps_texts` writes it) read back as the json module
+    reads it: by orjson when it is such a list (strings read alike), else by json."""
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:  # NaN, say: not what dumps_texts writes for strings
+        return json.loads(text)
+    if type(value) is list and all(type(item) is str for item in value):
+        return value
+    return json.loads(text)  # a number in it may read differently (orjson: 2**70 as a float)
 
 
 _LEAVES = frozenset({str, int, bool, type(None)})  # exact types that hold no float

@@ -10,7 +10,6 @@ never has holes; an event type it has no summary for is still recorded and read 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
@@ -22,8 +21,9 @@ from batchlog.projections.base import (
     Projection,
     Row,
     Table,
-    dumps,
+    as_read_back,
     dumps_texts,
+    loads_texts,
     source_job_of,
     stream_of,
 )
@@ -217,7 +217,7 @@ class HistoryProjection(Projection):
 def history_entry(row: Row, event: EventRecord) -> dict[str, Any]:
     """A history row as it is read: the stored row, with its event's originator, topic and
     payload (the payload as JSON text would give it back: datetimes as ISO text)."""
-    payload = json.loads(dumps(dict(event.payload), finite=event.finite))
+    payload = as_read_back(dict(event.payload), finite=event.finite)
     return _entry(row, event.topic, event.originator_id, payload)
 
 
@@ -237,7 +237,7 @@ def _entry(row: Row, topic: str, originator_id: str, payload: Any) -> dict[str, 
         "topic": topic,
         "event_type": row["event_type"],
         "actor": row["actor"],
-        "job_ids": json.loads(row["job_ids"]),
+        "job_ids": loads_texts(row["job_ids"]),
         "summary": row["summary"],
         "payload": payload,
     }

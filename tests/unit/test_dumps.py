@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from batchlog.projections import base
-from batchlog.projections.base import _jsonable, dumps, dumps_texts
+from batchlog.projections.base import _jsonable, as_read_back, dumps, dumps_texts, loads_texts
 
 REFERENCE = json.JSONEncoder(
     sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_jsonable
@@ -52,6 +52,26 @@ def test_dumps_equals_the_json_module(value: object) -> None:
 )
 def test_dumps_texts_equals_the_json_module_for_any_strings(texts: list[str]) -> None:
     assert dumps_texts(texts) == REFERENCE.encode(texts)
+
+
+@given(values)
+def test_as_read_back_equals_the_json_module_reading_the_text(value: object) -> None:
+    # compared as text: NaN is not equal to itself, and an int read as a float shows ("1.0")
+    expected = json.loads(REFERENCE.encode(value))
+    assert REFERENCE.encode(as_read_back(value)) == REFERENCE.encode(expected)
+    assert type(as_read_back(value)) is type(expected)
+
+
+@given(
+    st.lists(
+        st.text(st.characters(codec=None))
+        | st.sampled_from([2**70, -(2**65), 1e-07, float("nan"), 2.5, None, True])
+    )
+)
+def test_loads_texts_reads_back_what_the_json_module_reads(texts: list) -> None:
+    text = dumps_texts(texts)
+    assert REFERENCE.encode(loads_texts(text)) == REFERENCE.encode(json.loads(text))
+    assert [type(item) for item in loads_texts(text)] == [type(item) for item in json.loads(text)]
 
 
 def test_dumps_texts_of_other_values_is_dumps() -> None:
