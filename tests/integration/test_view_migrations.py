@@ -153,3 +153,13 @@ def test_an_unmigrated_postgres_database_is_refused_with_the_command_to_run(post
     finally:
         with psycopg.connect(admin.conninfo(), autocommit=True) as connection:
             connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_an_sqlite_file_that_cannot_be_migrated_is_refused_naming_why(sqlite_url):
+    with ViewStore(sqlite_url) as views:  # a history table 0005 cannot copy
+        views.execute("DROP TABLE history_events")
+        views.execute("CREATE TABLE history_events (unexpected INTEGER)")
+        views.execute("DELETE FROM batchlog_migrations WHERE name LIKE ?", ("0005%",))
+    with pytest.raises(UnmigratedDatabaseError, match="0005_history_reads_the_log") as raised:
+        ProjectionHost(sqlite_url)
+    assert "no such column" in str(raised.value.__cause__)

@@ -11,7 +11,6 @@ recorded and shown in `batchlog projections status`); it never loops on it or sk
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import sqlite3
 import threading
@@ -34,6 +33,7 @@ from batchlog.projections.base import Projection
 log = logging.getLogger(__name__)
 PAGE_SIZE = 5000  # events per page, and at most per tracked commit
 CONFLICT_RETRIES = 20
+SQLITE_MIGRATE_ATTEMPTS = 5  # an embedded file another process may be migrating at the same time
 OnCommit = Callable[[str, int, float], None]
 
 
@@ -301,11 +301,19 @@ class ProjectionHost:
 def _ensure_sqlite_views(database_url: str, views: ViewStore) -> None:
     """The embedded default needs no set-up: apply SQLite view migrations on first use, and
     those a newer version brings on its first use."""
-    for _ in range(3):
+    last: sqlite3.OperationalError | None = None
+    for attempt in range(SQLITE_MIGRATE_ATTEMPTS):
         if not pending_migrations("sqlite", _applied_migrations(views)):
             return
-        with contextlib.suppress(sqlite3.OperationalError):  # another process got there first
+        try:
             migrate(database_url)
+        except sqlite3.OperationalError as error:  # another process is migrating it, say
+            last = error
+            time.sleep(0.1 * (attempt + 1))
+    try:
+        _require_migrated(views)
+    except UnmigratedDatabaseError as error:
+        raise error from last
 
 
 def _require_migrated(views: ViewStore) -> None:

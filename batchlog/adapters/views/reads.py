@@ -213,7 +213,10 @@ class ViewReader:
         rows = self.history(job_id=job_id, limit=1_000_000)
         for row in rows:
             if "decode_error" in row:
-                raise ProjectionError(f"the lineage of {job_id} needs {row['decode_error']}")
+                raise ProjectionError(
+                    f"the lineage of {job_id} needs event {row['position']}, which this process "
+                    f"cannot read: {row['decode_error']}"
+                )
         return rows
 
     def batch_stats(self, limit: int | None = None) -> list[dict[str, Any]]:
