@@ -40,7 +40,8 @@ def postgres_server_url() -> str:
     return os.environ.get("BATCHLOG_TEST_DATABASE_URL") or start_throwaway_postgres()
 
 
-def _with_dbname(url: str, dbname: str) -> str:
+def with_dbname(url: str, dbname: str) -> str:
+    """The same server URL naming another database (a socket folder in ?host= kept)."""
     head, sep, query = url.partition("?")
     base = head.rsplit("/", 1)[0]
     return f"{base}/{dbname}{sep}{query}"
@@ -52,7 +53,7 @@ def create_database(server_url: str) -> str:
     admin = parse_database_url(server_url)
     with psycopg.connect(admin.conninfo(), autocommit=True) as connection:
         connection.execute(f'CREATE DATABASE "{name}"')
-    url = _with_dbname(server_url, name)
+    url = with_dbname(server_url, name)
     migrate(url)
     return url
 

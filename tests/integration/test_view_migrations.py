@@ -22,6 +22,7 @@ from batchlog.adapters.views.replay import verify
 from batchlog.projections import PROJECTIONS
 from batchlog.projections.base import dumps
 from batchlog.projections.history_view import EVENTS as HISTORY_EVENTS
+from tests.conftest import with_dbname
 
 VIEW_TABLES = {
     "projection_tracking",
@@ -141,7 +142,7 @@ def test_an_unmigrated_postgres_database_is_refused_with_the_command_to_run(post
     admin = parse_database_url(postgres_server_url)
     with psycopg.connect(admin.conninfo(), autocommit=True) as connection:
         connection.execute(f'CREATE DATABASE "{name}"')
-    url = postgres_server_url.rsplit("/", 1)[0] + "/" + name
+    url = with_dbname(postgres_server_url, name)  # keeps a socket folder given as ?host=
     try:
         every = len(migrations_for("postgres"))
         with pytest.raises(
