@@ -168,9 +168,7 @@ class NotificationDecoder:
                 and type(data) is str
                 and len(value) == 2
             ):  # what DatetimeAsISO.decode does, without its two calls
-                fields[key] = _from_iso(data)
-                if key == "timestamp":
-                    timestamp_text = data
+                fields[key] = _from_iso(data)  # not the timestamp: read above if it was this
             else:
                 decoded = self._untranscoded(value)
                 if decoded is _REFUSED:
